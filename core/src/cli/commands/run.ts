@@ -1,0 +1,120 @@
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { stringify } from "yaml";
+import { LineProgress, SilentProgress, TtyProgress, formatDuration } from "../../engine/progress.ts";
+import { runWorkflow } from "../../engine/run.ts";
+import { RunStore } from "../../engine/store.ts";
+import { BdcError, formatPath, type PathSegment } from "../../errors.ts";
+import { isPlainObject } from "../../workflow/layers.ts";
+import { displayPath } from "../../workflow/source.ts";
+import { parse } from "yaml";
+import type { CommandSpec, ParsedArgs } from "../args.ts";
+import type { Io } from "../output.ts";
+import { invocationOf, resolveInvocation, workflowFlags, type Invocation } from "../workflow-args.ts";
+
+export const runCommand: CommandSpec = {
+  name: "run",
+  summary: "Run a workflow; every finished item is saved at once, so a stopped or killed run resumes where it was.",
+  usage: "bdc run <workflow.yaml> [--overlay FILE]... [--set PATH=VALUE]... [--out DIR] | bdc run [<workflow.yaml>] --resume DIR",
+  minPositionals: 0,
+  maxPositionals: 1,
+  flags: {
+    ...workflowFlags,
+    out: { type: "string", value: "DIR", description: "run directory (default runs/<workflow>-<date>-<time>)" },
+    resume: { type: "string", short: "r", value: "DIR", description: "continue the run in DIR, skipping finished items" },
+    quiet: { type: "boolean", short: "q", description: "no progress output" },
+  },
+  details:
+    "Writes resolved.yaml, plugins.json, events.jsonl, steps/<step>/outputs.jsonl, summary.json and report.html.\n" +
+    "Ctrl-C stops cleanly (a second Ctrl-C forces). Exit codes: 0 succeeded, 1 some work failed, 2 invalid workflow or usage, 130 interrupted.",
+};
+
+const INVOCATION = "invocation.json";
+
+export async function runRun(io: Io, args: ParsedArgs): Promise<number> {
+  const resumeDir = args.flags.resume === undefined ? undefined : path.resolve(io.cwd, args.flags.resume as string);
+  if (resumeDir !== undefined && args.flags.out !== undefined) {
+    throw new BdcError({ code: "BDC_USAGE", message: "bdc run: --out and --resume exclude each other", hint: "--resume continues in its own directory" });
+  }
+  let inv: Invocation;
+  if (args.positionals[0] !== undefined) inv = invocationOf(io, args.positionals[0], args);
+  else if (resumeDir !== undefined) inv = readInvocation(resumeDir);
+  else throw new BdcError({ code: "BDC_USAGE", message: "bdc run: missing argument <workflow.yaml>", hint: `usage: ${runCommand.usage}` });
+
+  const { workflow } = await resolveInvocation(io, inv);
+  if (resumeDir !== undefined) checkResumable(resumeDir, workflow.document);
+  const dir = resumeDir ?? path.resolve(io.cwd, (args.flags.out as string | undefined) ?? path.join("runs", `${workflow.name}-${timestamp()}`));
+  const rel = displayPath(dir, io.cwd);
+
+  const controller = new AbortController();
+  let stops = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++stops > 1) process.exit(130);
+    io.err(`\n${sig === "SIGINT" ? "Ctrl-C" : sig}: stopping; finished work is saved (press Ctrl-C again to force)\n`);
+    controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  const progress = args.flags.quiet === true ? new SilentProgress() : io.isTTY ? new TtyProgress() : new LineProgress((l) => io.err(`${l}\n`));
+  io.err(`${resumeDir === undefined ? "run" : "resuming"} ${workflow.name} in ${rel}\n`);
+  try {
+    const outcome = await runWorkflow({ workflow, dir, resume: resumeDir !== undefined, progress, signal: controller.signal });
+    if (resumeDir === undefined) fs.writeFileSync(path.join(dir, INVOCATION), `${JSON.stringify(inv, null, 2)}\n`);
+    const steps = Object.values(outcome.summary.steps);
+    const done = steps.reduce((n, s) => n + s.done, 0);
+    const failed = steps.reduce((n, s) => n + s.failed, 0);
+    io.err(`${outcome.status}: ${done} item${done === 1 ? "" : "s"} done, ${failed} failed in ${formatDuration(outcome.summary.duration_s ?? 0)}; report: ${path.join(rel, "report.html")}\n`);
+    if (outcome.status === "interrupted") io.err(`resume with: pnpm bdc run --resume ${rel}\n`);
+    if (outcome.status === "failed") io.err(`failures are listed in ${path.join(rel, "summary.json")}; fix the cause and rerun the failed items with: pnpm bdc run --resume ${rel}\n`);
+    io.out(`${rel}\n`);
+    return outcome.exitCode;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+function readInvocation(dir: string): Invocation {
+  const file = path.join(dir, INVOCATION);
+  if (!fs.existsSync(file)) {
+    RunStore.open(dir).close(); // reports "not a run directory" precisely
+    throw new BdcError({
+      code: "BDC_RUN_DIR",
+      message: `${dir} does not record how it was started (${INVOCATION})`,
+      hint: "pass the workflow and flags again: bdc run <workflow.yaml> [--overlay ...] --resume DIR",
+    });
+  }
+  return JSON.parse(fs.readFileSync(file, "utf8")) as Invocation;
+}
+
+/** A run resumes only under the same resolved workflow: otherwise finished items would mix configs. */
+function checkResumable(dir: string, document: Record<string, unknown>): void {
+  let before: unknown;
+  try {
+    before = parse(RunStore.resolvedYaml(dir));
+  } catch {
+    RunStore.open(dir).close();
+    return;
+  }
+  const now = parse(stringify(document));
+  const diffs = diffPaths(before, now, []);
+  if (diffs.length > 0) {
+    throw new BdcError({
+      code: "BDC_RESUME_MISMATCH",
+      message: `the workflow resolves differently from the run in ${dir}: ${diffs.slice(0, 5).map((d) => formatPath(d) || "(root)").join(", ")}${diffs.length > 5 ? ` and ${diffs.length - 5} more` : ""}`,
+      hint: "resume with the same workflow, overlays and --set values (or none: `bdc run --resume DIR` replays them), or start a new run",
+    });
+  }
+}
+
+function diffPaths(a: unknown, b: unknown, at: PathSegment[]): PathSegment[][] {
+  if (isPlainObject(a) && isPlainObject(b)) {
+    return [...new Set([...Object.keys(a), ...Object.keys(b)])].flatMap((k) => diffPaths(a[k], b[k], [...at, k]));
+  }
+  return JSON.stringify(a) === JSON.stringify(b) ? [] : [at];
+}
+
+function timestamp(d = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}

@@ -1,0 +1,30 @@
+/** Terminal output: errors in the house format, colour only on a TTY without NO_COLOR. */
+import { formatError, type BdcError } from "../errors.ts";
+
+export interface Io {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  readonly cwd: string;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly isTTY: boolean;
+}
+
+export const processIo = (): Io => ({
+  out: (t) => process.stdout.write(t),
+  err: (t) => process.stderr.write(t),
+  // `pnpm bdc ...` runs in the workspace root; INIT_CWD is where the user typed the command.
+  cwd: process.env.npm_lifecycle_event !== undefined && process.env.INIT_CWD !== undefined ? process.env.INIT_CWD : process.cwd(),
+  env: process.env,
+  isTTY: process.stderr.isTTY === true,
+});
+
+const useColor = (io: Io) => io.isTTY && io.env.NO_COLOR === undefined;
+
+export function printErrors(io: Io, errors: ReadonlyArray<BdcError>): void {
+  const red = (s: string) => (useColor(io) ? `\x1b[31m${s}\x1b[0m` : s);
+  for (const e of errors) {
+    const [first, ...rest] = formatError(e).split("\n");
+    io.err(`${red("error")} ${first}\n${rest.map((l) => `${l}\n`).join("")}`);
+  }
+  if (errors.length > 1) io.err(`${errors.length} problems\n`);
+}

@@ -1,0 +1,33 @@
+/** Flags shared by the commands that take a workflow, and turning them into a resolved workflow. */
+import * as path from "node:path";
+import { PluginRegistry } from "../registry.ts";
+import { loadWorkflow } from "../workflow/load.ts";
+import { resolveWorkflow, type ResolvedWorkflow } from "../workflow/resolve.ts";
+import type { FlagSpec, ParsedArgs } from "./args.ts";
+import type { Io } from "./output.ts";
+
+export const workflowFlags: Record<string, FlagSpec> = {
+  overlay: { type: "string", multiple: true, short: "o", value: "FILE", description: "merge an overlay file onto the workflow (applied in order)" },
+  set: { type: "string", multiple: true, short: "s", value: "PATH=VALUE", description: "override one value, e.g. plugins.select.with.c=2 (VALUE is YAML)" },
+};
+
+export interface Invocation {
+  readonly workflow: string;
+  readonly overlays: ReadonlyArray<string>;
+  readonly sets: ReadonlyArray<string>;
+}
+
+export function invocationOf(io: Io, workflow: string, args: ParsedArgs): Invocation {
+  return {
+    workflow: path.resolve(io.cwd, workflow),
+    overlays: ((args.flags.overlay as string[] | undefined) ?? []).map((o) => path.resolve(io.cwd, o)),
+    sets: (args.flags.set as string[] | undefined) ?? [],
+  };
+}
+
+export async function resolveInvocation(io: Io, inv: Invocation, preflight = true): Promise<{ workflow: ResolvedWorkflow; registry: PluginRegistry }> {
+  const loaded = loadWorkflow({ file: inv.workflow, overlays: inv.overlays, sets: inv.sets, cwd: io.cwd });
+  const registry = PluginRegistry.discover(path.dirname(inv.workflow));
+  const workflow = await resolveWorkflow(loaded, { registry, preflight, env: io.env });
+  return { workflow, registry };
+}

@@ -1,0 +1,410 @@
+/**
+ * Validation and resolution of a loaded workflow, before anything runs: the format, every
+ * instance's plugin and config, references between instances, the step graph, and the
+ * plugins' own preflight checks. All problems are collected and reported together, each with
+ * its location, YAML path, code and hint.
+ */
+import * as path from "node:path";
+import { Schema } from "effect";
+import { decodeConfig, encodeConfig, type ConfigProblem } from "../config-schema.ts";
+import { BdcError, BdcErrors, toBdcErrors, type ConfigPath } from "../errors.ts";
+import { slotOf, type AnyPlugin, type RefSpec } from "../plugin.ts";
+import type { PluginRegistry } from "../registry.ts";
+import { choicesHint } from "../util/suggest.ts";
+import { DEFAULT_CONCURRENCY, NAME_PATTERN, WorkflowSchema, type PluginInstanceDoc, type StepDoc } from "./format.ts";
+import { isPlainObject } from "./layers.ts";
+import type { Loaded } from "./load.ts";
+
+export interface ResolvedInstance {
+  readonly name: string;
+  readonly plugin: AnyPlugin;
+  /** Package that registered the plugin, or the module path for `use: ./x.ts`. */
+  readonly source: string;
+  readonly config: unknown;
+  /** Resolved references: key -> instance name(s). */
+  readonly refs: Readonly<Record<string, string | ReadonlyArray<string> | undefined>>;
+  readonly baseDir: string;
+}
+
+export interface ResolvedStep {
+  readonly name: string;
+  readonly instance: string;
+  readonly forEach: { readonly kind: "dataset" | "step"; readonly name: string } | undefined;
+  /** Every step this one waits for (explicit needs plus a `for_each` step). */
+  readonly needs: ReadonlyArray<string>;
+  readonly concurrency: number;
+  readonly onError: "continue" | "stop";
+}
+
+export interface ResolvedWorkflow {
+  readonly name: string;
+  readonly file: string;
+  /** The fully resolved document (overlays, sets, defaults, references), as `--print` shows it. */
+  readonly document: Record<string, unknown>;
+  /** Enabled instances in build order (dependencies first). */
+  readonly instances: ReadonlyMap<string, ResolvedInstance>;
+  /** Enabled steps in a valid execution order. */
+  readonly steps: ReadonlyArray<ResolvedStep>;
+  readonly concurrency: number;
+  readonly onError: "continue" | "stop";
+  /** Instances that steps (transitively) use: the ones a run builds. */
+  readonly used: ReadonlySet<string>;
+}
+
+export interface ResolveOptions {
+  readonly registry: PluginRegistry;
+  /** Run plugins' preflight checks (API keys, files ...). Default true. */
+  readonly preflight?: boolean;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+interface Candidate {
+  readonly name: string;
+  readonly doc: PluginInstanceDoc;
+  readonly enabled: boolean;
+  readonly slot: string;
+  plugin?: AnyPlugin;
+  source?: string;
+  config?: unknown;
+  rawRefs?: Record<string, unknown>;
+  refs?: Record<string, string | ReadonlyArray<string> | undefined>;
+  baseDir: string;
+}
+
+export async function resolveWorkflow(loaded: Loaded, options: ResolveOptions): Promise<ResolvedWorkflow> {
+  const errors: BdcError[] = [];
+  const prov = loaded.provenance;
+  const located = (p: ConfigProblem, base: ConfigPath, plugin?: string) =>
+    new BdcError({ code: p.code, message: p.message, hint: p.hint, path: [...base, ...p.path], origin: prov.origin([...base, ...p.path], p.at), plugin });
+  const fail = (code: string, path: ConfigPath, message: string, hint?: string, at: "key" | "value" = "value") =>
+    errors.push(new BdcError({ code, message, hint, path, origin: prov.origin(path, at) }));
+
+  // 1. The format itself.
+  const decoded = decodeConfig(WorkflowSchema, loaded.value);
+  if (!decoded.ok) throw new BdcErrors(decoded.problems.map((p) => located(p, [])));
+  const wf = decoded.value;
+  const pluginDocs = wf.plugins ?? {};
+  const stepDocs = wf.steps ?? {};
+  for (const [section, names] of [["plugins", Object.keys(pluginDocs)], ["steps", Object.keys(stepDocs)]] as const) {
+    for (const name of names) {
+      if (!NAME_PATTERN.test(name)) {
+        fail("BDC_CONFIG_VALUE", [section, name], `invalid name "${name}"`, "names start with a letter or _ and contain letters, digits, _ and -", "key");
+      }
+    }
+  }
+
+  // 2. Plugins of every instance (disabled ones too: a typo in `use:` is caught either way).
+  const candidates = new Map<string, Candidate>();
+  await Promise.all(
+    Object.entries(pluginDocs).map(async ([name, doc]) => {
+      const file = prov.fileOf(["plugins", name, "use"]);
+      const c: Candidate = { name, doc, enabled: doc.enabled !== false, slot: "", baseDir: file === undefined ? loaded.cwd : path.dirname(file) };
+      candidates.set(name, c);
+      try {
+        const { plugin, source } = await options.registry.resolve(doc.use, c.baseDir, prov.origin(["plugins", name, "use"]));
+        c.plugin = plugin;
+        c.source = source;
+      } catch (e) {
+        errors.push(...toBdcErrors(e).map((err) => err.with({ path: ["plugins", name, "use"] })));
+      }
+    }),
+  );
+  const ordered = Object.keys(pluginDocs).map((n) => candidates.get(n)!);
+  for (const c of ordered) (c as { slot: string }).slot = c.plugin === undefined ? slotGuess(c.doc.use) : slotOf(c.plugin.id);
+
+  // 3. Config of every enabled instance.
+  for (const c of ordered) {
+    if (!c.enabled || c.plugin === undefined) continue;
+    const requires = c.plugin.requires ?? {};
+    const schema = Schema.Struct({ ...(c.plugin.config?.fields ?? {}), ...refFields(requires) }) as unknown as Schema.Schema<Record<string, unknown>, unknown>;
+    const result = decodeConfig(schema, c.doc.with ?? {});
+    if (!result.ok) {
+      errors.push(...result.problems.map((p) => located(p, ["plugins", c.name, "with"], c.plugin!.id)));
+      continue;
+    }
+    const value = result.value as Record<string, unknown>;
+    c.rawRefs = {};
+    const config: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) (k in requires ? c.rawRefs : config)[k] = v;
+    c.config = config;
+  }
+
+  // 4. References between instances.
+  for (const c of ordered) {
+    if (c.rawRefs === undefined) continue;
+    c.refs = {};
+    for (const [key, spec] of Object.entries(c.plugin!.requires ?? {})) {
+      const at: ConfigPath = ["plugins", c.name, "with", key];
+      c.refs[key] = resolveRef(c, key, spec, c.rawRefs[key], at, candidates, ordered, fail);
+    }
+  }
+  const buildOrder = orderInstances(ordered, fail);
+
+  // 5. Steps.
+  const steps = resolveSteps(stepDocs, candidates, wf.run?.concurrency ?? DEFAULT_CONCURRENCY, wf.run?.on_error ?? "continue", fail);
+  if (errors.length === 0 && steps.length === 0) {
+    fail("BDC_NO_STEPS", ["steps"], "the workflow has no enabled step", "add a step under `steps:` (see README, \"Workflow files\")");
+  }
+
+  // 6. What the steps use, and the plugins' own checks.
+  const used = new Set<string>();
+  const visit = (name: string) => {
+    if (used.has(name)) return;
+    used.add(name);
+    for (const ref of Object.values(candidates.get(name)?.refs ?? {})) for (const r of [ref ?? []].flat()) visit(r);
+  };
+  for (const s of steps) {
+    visit(s.instance);
+    if (s.forEach?.kind === "dataset") visit(s.forEach.name);
+  }
+  if (errors.length === 0 && options.preflight !== false) {
+    const env = options.env ?? process.env;
+    for (const c of ordered.filter((c) => used.has(c.name))) {
+      if (c.plugin?.preflight === undefined) continue;
+      try {
+        for (const p of await c.plugin.preflight(c.config, { instance: c.name, baseDir: c.baseDir, env })) {
+          const at: ConfigPath = ["plugins", c.name, "with", ...(p.path ?? [])];
+          errors.push(new BdcError({ code: p.code ?? "BDC_PREFLIGHT", message: p.message, hint: p.hint, path: at, origin: prov.origin(at), plugin: c.plugin.id }));
+        }
+      } catch (e) {
+        errors.push(...toBdcErrors(e).map((err) => err.with({ code: "BDC_PREFLIGHT", plugin: c.plugin!.id, path: ["plugins", c.name] })));
+      }
+    }
+  }
+  if (errors.length > 0) throw new BdcErrors(sortErrors(errors));
+
+  const instances = new Map<string, ResolvedInstance>();
+  for (const c of buildOrder) {
+    instances.set(c.name, { name: c.name, plugin: c.plugin!, source: c.source!, config: c.config, refs: c.refs!, baseDir: c.baseDir });
+  }
+  const name = wf.name ?? path.basename(loaded.main.file).replace(/\.ya?ml$/, "");
+  const concurrency = wf.run?.concurrency ?? DEFAULT_CONCURRENCY;
+  const onError = wf.run?.on_error ?? "continue";
+  const document = resolvedDocument(loaded.value, name, concurrency, onError, ordered, stepDocs, steps);
+  return { name, file: loaded.main.file, document, instances, steps, concurrency, onError, used };
+}
+
+function refFields(requires: Record<string, RefSpec>): Schema.Struct.Fields {
+  const fields: Record<string, Schema.Struct.Fields[string]> = {};
+  for (const [key, spec] of Object.entries(requires)) {
+    const doc = spec.description ?? `${spec.many === true ? "names of" : "name of"} ${spec.slot} instance${spec.many === true ? "s" : ""}`;
+    fields[key] = Schema.optional(spec.many === true ? Schema.Array(Schema.String).annotations({ description: doc }) : Schema.String.annotations({ description: doc }));
+  }
+  return fields;
+}
+
+type Fail = (code: string, path: ConfigPath, message: string, hint?: string, at?: "key" | "value") => void;
+
+function resolveRef(
+  owner: Candidate,
+  key: string,
+  spec: RefSpec,
+  raw: unknown,
+  at: ConfigPath,
+  candidates: ReadonlyMap<string, Candidate>,
+  ordered: ReadonlyArray<Candidate>,
+  fail: Fail,
+): string | ReadonlyArray<string> | undefined {
+  const ofSlot = ordered.filter((c) => c.slot === spec.slot && c.name !== owner.name);
+  const enabledOfSlot = ofSlot.filter((c) => c.enabled).map((c) => c.name);
+  const given = raw ?? spec.default;
+  const explicit = raw !== undefined;
+  const check = (name: string, path: ConfigPath, dropDisabled: boolean): string | undefined => {
+    const target = candidates.get(name);
+    if (target === undefined) {
+      fail("BDC_UNKNOWN_INSTANCE", path, `no instance named "${name}"`, choicesHint(name, ofSlot.map((c) => c.name), `${spec.slot} instances`));
+      return undefined;
+    }
+    if (target.slot !== spec.slot) {
+      fail("BDC_REF_SLOT", path, `"${name}" is a ${target.slot} instance, but ${key} needs a ${spec.slot} instance`, choicesHint(name, ofSlot.map((c) => c.name), `${spec.slot} instances`));
+      return undefined;
+    }
+    if (!target.enabled) {
+      if (!dropDisabled) fail("BDC_REF_DISABLED", path, `"${name}" is switched off (enabled: false)`, `enable it, or point ${key} at one of: ${enabledOfSlot.join(", ") || "(none)"}`);
+      return undefined;
+    }
+    return name;
+  };
+
+  if (spec.many === true) {
+    const names = given === undefined ? enabledOfSlot : [given as string | ReadonlyArray<string>].flat();
+    // A list keeps working when one of its members is switched off: that is how an
+    // ablation drops an agent (`--set plugins.claude.enabled=false`).
+    const kept = names.map((n, i) => check(n, explicit ? [...at, i] : at, true)).filter((n): n is string => n !== undefined);
+    if (kept.length === 0 && spec.optional !== true) {
+      fail("BDC_MISSING_INSTANCE", at, `${key} needs at least one enabled ${spec.slot} instance`, `add a plugin instance with \`use: ${spec.slot}/...\` (\`bdc plugins --slot ${spec.slot}\` lists them)`, "key");
+    }
+    return kept;
+  }
+  if (given !== undefined) return check(given as string, at, false);
+  if (enabledOfSlot.length === 1) return enabledOfSlot[0];
+  if (spec.optional === true) return undefined;
+  if (enabledOfSlot.length === 0) {
+    fail("BDC_MISSING_INSTANCE", at, `${owner.name} (${owner.plugin!.id}) requires a ${spec.slot} instance and the workflow has none`, `add one under plugins: with \`use: ${spec.slot}/...\` (\`bdc plugins --slot ${spec.slot}\` lists them)`, "key");
+  } else {
+    fail("BDC_AMBIGUOUS_INSTANCE", at, `several ${spec.slot} instances could be meant for ${key}: ${enabledOfSlot.join(", ")}`, `set plugins.${owner.name}.with.${key} to one of them`, "key");
+  }
+  return undefined;
+}
+
+/** Dependencies before dependents; reports reference cycles. */
+function orderInstances(ordered: ReadonlyArray<Candidate>, fail: Fail): Candidate[] {
+  const byName = new Map(ordered.map((c) => [c.name, c]));
+  const out: Candidate[] = [];
+  const state = new Map<string, "visiting" | "done">();
+  const visit = (c: Candidate, trail: string[]) => {
+    if (state.get(c.name) === "done") return;
+    if (state.get(c.name) === "visiting") {
+      const cycle = [...trail.slice(trail.indexOf(c.name)), c.name];
+      fail("BDC_REF_CYCLE", ["plugins", c.name], `instances reference each other in a cycle: ${cycle.join(" -> ")}`, "break the cycle: an instance cannot (indirectly) require itself");
+      return;
+    }
+    state.set(c.name, "visiting");
+    for (const ref of Object.values(c.refs ?? {})) {
+      for (const r of [ref ?? []].flat()) {
+        const dep = byName.get(r);
+        if (dep?.refs !== undefined) visit(dep, [...trail, c.name]);
+      }
+    }
+    state.set(c.name, "done");
+    out.push(c);
+  };
+  for (const c of ordered) if (c.refs !== undefined) visit(c, []);
+  return out;
+}
+
+function resolveSteps(
+  docs: Readonly<Record<string, StepDoc>>,
+  candidates: ReadonlyMap<string, Candidate>,
+  runConcurrency: number,
+  runOnError: "continue" | "stop",
+  fail: Fail,
+): ResolvedStep[] {
+  const enabled = Object.entries(docs).filter(([, d]) => d.enabled !== false);
+  const stepNames = Object.keys(docs);
+  const instancesOf = (slot: string) => [...candidates.values()].filter((c) => c.slot === slot).map((c) => c.name);
+  const steps = new Map<string, ResolvedStep>();
+  for (const [name, doc] of enabled) {
+    const instance = doc.run ?? name;
+    const runPath = doc.run === undefined ? ["steps", name] : ["steps", name, "run"];
+    const target = candidates.get(instance);
+    if (target === undefined) {
+      fail("BDC_UNKNOWN_INSTANCE", runPath, `step "${name}" runs "${instance}", which is not a plugin instance`, choicesHint(instance, instancesOf("step"), "step instances"), doc.run === undefined ? "key" : "value");
+    } else if (target.slot !== "step") {
+      fail("BDC_REF_SLOT", runPath, `"${instance}" is a ${target.slot} instance; a step runs a step instance (use: step/...)`, choicesHint(instance, instancesOf("step"), "step instances"));
+    } else if (!target.enabled) {
+      fail("BDC_REF_DISABLED", runPath, `step "${name}" runs "${instance}", which is switched off`, `enable the instance, or disable the step too (steps.${name}.enabled: false)`);
+    }
+    let forEach: ResolvedStep["forEach"];
+    if (doc.for_each !== undefined) {
+      const src = doc.for_each;
+      const at = ["steps", name, "for_each"];
+      if (src in docs) {
+        if (docs[src]!.enabled === false) fail("BDC_REF_DISABLED", at, `step "${src}" is switched off`, `enable it, or disable steps.${name} too`);
+        forEach = { kind: "step", name: src };
+      } else {
+        const c = candidates.get(src);
+        if (c === undefined) fail("BDC_UNKNOWN_INSTANCE", at, `"${src}" is neither a step nor a dataset instance`, choicesHint(src, [...stepNames, ...instancesOf("dataset")], "steps and dataset instances"));
+        else if (c.slot !== "dataset") fail("BDC_REF_SLOT", at, `"${src}" is a ${c.slot} instance; for_each takes a dataset instance or a step`, choicesHint(src, [...stepNames, ...instancesOf("dataset")], "steps and dataset instances"));
+        else if (!c.enabled) fail("BDC_REF_DISABLED", at, `dataset "${src}" is switched off`, "enable it, or iterate over another dataset");
+        forEach = { kind: "dataset", name: src };
+      }
+    }
+    const needs = [...(doc.needs ?? [])];
+    needs.forEach((n, i) => {
+      const at = ["steps", name, "needs", i];
+      if (!(n in docs)) fail("BDC_UNKNOWN_STEP", at, `no step named "${n}"`, choicesHint(n, stepNames, "steps"));
+      else if (docs[n]!.enabled === false) fail("BDC_REF_DISABLED", at, `step "${n}" is switched off`, `enable it, or remove it from steps.${name}.needs`);
+    });
+    if (forEach?.kind === "step" && !needs.includes(forEach.name)) needs.push(forEach.name);
+    steps.set(name, {
+      name,
+      instance,
+      forEach,
+      needs,
+      concurrency: doc.concurrency ?? runConcurrency,
+      onError: doc.on_error ?? runOnError,
+    });
+  }
+  // Topological order; a cycle is reported once with its path.
+  const out: ResolvedStep[] = [];
+  const state = new Map<string, "visiting" | "done">();
+  const visit = (s: ResolvedStep, trail: string[]): void => {
+    if (state.get(s.name) === "done") return;
+    if (state.get(s.name) === "visiting") {
+      const cycle = [...trail.slice(trail.indexOf(s.name)), s.name];
+      fail("BDC_STEP_CYCLE", ["steps", s.name], `steps depend on each other in a cycle: ${cycle.join(" -> ")}`, "remove one of these dependencies (needs / for_each)", "key");
+      return;
+    }
+    state.set(s.name, "visiting");
+    for (const n of s.needs) {
+      const dep = steps.get(n);
+      if (dep !== undefined) visit(dep, [...trail, s.name]);
+    }
+    state.set(s.name, "done");
+    out.push(s);
+  };
+  for (const s of steps.values()) visit(s, []);
+  return out;
+}
+
+function resolvedDocument(
+  value: Record<string, unknown>,
+  name: string,
+  concurrency: number,
+  onError: string,
+  ordered: ReadonlyArray<Candidate>,
+  stepDocs: Readonly<Record<string, StepDoc>>,
+  steps: ReadonlyArray<ResolvedStep>,
+): Record<string, unknown> {
+  const plugins: Record<string, unknown> = {};
+  for (const c of ordered) {
+    const entry: Record<string, unknown> = { use: c.doc.use };
+    if (c.enabled && c.config !== undefined) {
+      const encoded = c.plugin?.config === undefined ? {} : (encodeConfig(c.plugin.config, c.config) as Record<string, unknown>);
+      const refs = Object.fromEntries(Object.entries(c.refs ?? {}).filter(([, v]) => v !== undefined));
+      const withBlock = { ...encoded, ...refs };
+      if (Object.keys(withBlock).length > 0) entry.with = withBlock;
+    } else if (c.doc.with !== undefined) {
+      entry.with = c.doc.with;
+    }
+    if (!c.enabled) entry.enabled = false;
+    plugins[c.name] = entry;
+  }
+  const resolvedSteps: Record<string, unknown> = {};
+  const byName = new Map(steps.map((s) => [s.name, s]));
+  for (const [stepName, doc] of Object.entries(stepDocs)) {
+    const s = byName.get(stepName);
+    if (s === undefined) {
+      resolvedSteps[stepName] = { ...doc, enabled: false };
+      continue;
+    }
+    resolvedSteps[stepName] = {
+      run: s.instance,
+      ...(doc.for_each === undefined ? {} : { for_each: doc.for_each }),
+      ...(s.needs.length === 0 ? {} : { needs: s.needs }),
+      concurrency: s.concurrency,
+      on_error: s.onError,
+    };
+  }
+  const out: Record<string, unknown> = { name };
+  if (isPlainObject(value) && typeof value.description === "string") out.description = value.description;
+  out.run = { concurrency, on_error: onError };
+  out.plugins = plugins;
+  out.steps = resolvedSteps;
+  return out;
+}
+
+function slotGuess(use: string): string {
+  const i = use.indexOf("/");
+  return i > 0 && !use.startsWith(".") && !use.startsWith("@") ? use.slice(0, i) : "";
+}
+
+/** File order, then line order: the order a user reads and fixes them. */
+function sortErrors(errors: BdcError[]): BdcError[] {
+  const key = (e: BdcError) => (e.origin?.kind === "file" ? [e.origin.file, e.origin.line, e.origin.col] : ["~", 0, 0]) as [string, number, number];
+  return errors
+    .map((e, i) => ({ e, i, k: key(e) }))
+    .sort((a, b) => a.k[0].localeCompare(b.k[0]) || a.k[1] - b.k[1] || a.k[2] - b.k[2] || a.i - b.i)
+    .map((x) => x.e);
+}
