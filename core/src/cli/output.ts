@@ -21,10 +21,13 @@ export const processIo = (): Io => ({
 const useColor = (io: Io) => io.isTTY && io.env.NO_COLOR === undefined;
 
 export function printErrors(io: Io, errors: ReadonlyArray<BdcError>): void {
-  const red = (s: string) => (useColor(io) ? `\x1b[31m${s}\x1b[0m` : s);
+  // The first line starts with file:line:col, as compilers print it, so that editors and
+  // terminals turn it into a link.
+  const color = useColor(io);
   for (const e of errors) {
     const [first, ...rest] = formatError(e).split("\n");
-    io.err(`${red("error")} ${first}\n${rest.map((l) => `${l}\n`).join("")}`);
+    const head = color ? first!.replace(/\[(BDC_[A-Z_]+)\]$/, "\x1b[31m[$1]\x1b[0m") : first!;
+    io.err(`${head}\n${rest.map((l) => `${l}\n`).join("")}`);
   }
   if (errors.length > 1) io.err(`${errors.length} problems\n`);
 }
