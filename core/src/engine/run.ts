@@ -51,6 +51,8 @@ export interface RunOptions {
   readonly progress?: ProgressReporter;
   /** Aborting it stops the run cleanly (the CLI wires SIGINT/SIGTERM to it). */
   readonly signal?: AbortSignal;
+  /** How the run was started (workflow, overlays, sets), kept so `--resume DIR` can replay it. */
+  readonly invocation?: unknown;
 }
 
 export interface RunOutcome {
@@ -74,14 +76,14 @@ export async function runWorkflow(options: RunOptions): Promise<RunOutcome> {
   const progress = options.progress ?? new SilentProgress();
   const store = options.resume === true
     ? RunStore.open(options.dir)
-    : RunStore.create(options.dir, { resolvedYaml: stringify(wf.document), plugins: pluginsManifest(wf) });
+    : RunStore.create(options.dir, { resolvedYaml: stringify(wf.document), plugins: pluginsManifest(wf), invocation: options.invocation });
   const previous = options.resume === true ? readSummary(store) : undefined;
   const started = performance.now();
   const summary: RunSummary = {
     workflow: wf.name,
     status: "running",
     started_at: previous?.started_at ?? new Date().toISOString(),
-    sessions: (previous?.sessions ?? 0) + 1,
+    sessions: store.countEvents("run.start") + 1,
     steps: {},
     plugins: Object.fromEntries([...wf.instances.values()].map((i) => [i.name, `${i.plugin.id}@${i.plugin.version}`])),
   };

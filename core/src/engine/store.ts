@@ -3,6 +3,7 @@
  *
  *   resolved.yaml            the workflow after extends, overlays, --set and defaults
  *   plugins.json             instance -> plugin id@version and where it came from
+ *   invocation.json          workflow file, overlays and --set values (replayed by --resume)
  *   events.jsonl             append-only log, one JSON event per line, written as it happens
  *   steps/<step>/outputs.jsonl   one line per finished item: {"id", "output"}
  *   steps/<step>/...         artifacts a step writes (linked from the report)
@@ -21,6 +22,7 @@ import type { StepResult } from "../plugin.ts";
 export const RUN_FILES = {
   resolved: "resolved.yaml",
   plugins: "plugins.json",
+  invocation: "invocation.json",
   events: "events.jsonl",
   summary: "summary.json",
   report: "report.html",
@@ -38,7 +40,7 @@ export class RunStore {
   }
 
   /** A new run directory (it may exist only if empty). */
-  static create(dir: string, files: { resolvedYaml: string; plugins: unknown }): RunStore {
+  static create(dir: string, files: { resolvedYaml: string; plugins: unknown; invocation?: unknown }): RunStore {
     if (fs.existsSync(dir) && fs.readdirSync(dir).length > 0) {
       throw new BdcError({
         code: "BDC_RUN_DIR",
@@ -49,6 +51,7 @@ export class RunStore {
     fs.mkdirSync(dir, { recursive: true });
     writeFileAtomic(path.join(dir, RUN_FILES.resolved), files.resolvedYaml);
     writeFileAtomic(path.join(dir, RUN_FILES.plugins), `${JSON.stringify(files.plugins, null, 2)}\n`);
+    if (files.invocation !== undefined) writeFileAtomic(path.join(dir, RUN_FILES.invocation), `${JSON.stringify(files.invocation, null, 2)}\n`);
     const store = new RunStore(dir);
     store.lock();
     return store;
@@ -105,6 +108,15 @@ export class RunStore {
 
   event(type: string, data: Record<string, unknown> = {}): void {
     fs.writeSync(this.eventsFd, `${JSON.stringify({ ts: new Date().toISOString(), type, ...data })}\n`);
+  }
+
+  /** How many events of a type the log holds (e.g. sessions: "run.start", killed ones included). */
+  countEvents(type: string): number {
+    const needle = `"type":${JSON.stringify(type)}`;
+    const text = fs.readFileSync(path.join(this.dir, RUN_FILES.events), "utf8");
+    let n = 0;
+    for (let i = text.indexOf(needle); i >= 0; i = text.indexOf(needle, i + needle.length)) n++;
+    return n;
   }
 
   stepDir(step: string): string {

@@ -3,7 +3,7 @@ import * as path from "node:path";
 import { stringify } from "yaml";
 import { LineProgress, SilentProgress, TtyProgress, formatDuration } from "../../engine/progress.ts";
 import { runWorkflow } from "../../engine/run.ts";
-import { RunStore } from "../../engine/store.ts";
+import { RUN_FILES, RunStore } from "../../engine/store.ts";
 import { BdcError, formatPath, type PathSegment } from "../../errors.ts";
 import { isPlainObject } from "../../workflow/layers.ts";
 import { displayPath } from "../../workflow/source.ts";
@@ -28,8 +28,6 @@ export const runCommand: CommandSpec = {
     "Writes resolved.yaml, plugins.json, events.jsonl, steps/<step>/outputs.jsonl, summary.json and report.html.\n" +
     "Ctrl-C stops cleanly (a second Ctrl-C forces). Exit codes: 0 succeeded, 1 some work failed, 2 invalid workflow or usage, 130 interrupted.",
 };
-
-const INVOCATION = "invocation.json";
 
 export async function runRun(io: Io, args: ParsedArgs): Promise<number> {
   const resumeDir = args.flags.resume === undefined ? undefined : path.resolve(io.cwd, args.flags.resume as string);
@@ -58,8 +56,7 @@ export async function runRun(io: Io, args: ParsedArgs): Promise<number> {
   const progress = args.flags.quiet === true ? new SilentProgress() : io.isTTY ? new TtyProgress() : new LineProgress((l) => io.err(`${l}\n`));
   io.err(`${resumeDir === undefined ? "run" : "resuming"} ${workflow.name} in ${rel}\n`);
   try {
-    const outcome = await runWorkflow({ workflow, dir, resume: resumeDir !== undefined, progress, signal: controller.signal });
-    if (resumeDir === undefined) fs.writeFileSync(path.join(dir, INVOCATION), `${JSON.stringify(inv, null, 2)}\n`);
+    const outcome = await runWorkflow({ workflow, dir, resume: resumeDir !== undefined, progress, signal: controller.signal, invocation: inv });
     const steps = Object.values(outcome.summary.steps);
     const done = steps.reduce((n, s) => n + s.done, 0);
     const failed = steps.reduce((n, s) => n + s.failed, 0);
@@ -75,12 +72,12 @@ export async function runRun(io: Io, args: ParsedArgs): Promise<number> {
 }
 
 function readInvocation(dir: string): Invocation {
-  const file = path.join(dir, INVOCATION);
+  const file = path.join(dir, RUN_FILES.invocation);
   if (!fs.existsSync(file)) {
     RunStore.open(dir).close(); // reports "not a run directory" precisely
     throw new BdcError({
       code: "BDC_RUN_DIR",
-      message: `${dir} does not record how it was started (${INVOCATION})`,
+      message: `${dir} does not record how it was started (${RUN_FILES.invocation})`,
       hint: "pass the workflow and flags again: bdc run <workflow.yaml> [--overlay ...] --resume DIR",
     });
   }

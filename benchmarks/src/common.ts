@@ -1,0 +1,92 @@
+/**
+ * Shared pieces of the benchmarks: command-line flags, statistics and the shape every
+ * benchmark exports so that run-all.ts can run it.
+ */
+import { parseArgs } from "node:util";
+
+/** What one benchmark returns to its caller (its own main, or run-all.ts). */
+export interface BenchOutcome {
+  /** Whether the benchmark met its target. */
+  readonly pass: boolean;
+  /** The human-readable report (table and PASS/FAIL line). */
+  readonly text: string;
+  /** The same results as plain JSON (printed with --json). */
+  readonly json: unknown;
+}
+
+export interface Benchmark {
+  readonly name: string;
+  readonly description: string;
+  run(flags: BenchFlags, log: (line: string) => void): Promise<BenchOutcome>;
+}
+
+/** Flags every benchmark understands; a benchmark uses its own default where one is unset. */
+export interface BenchFlags {
+  readonly items?: number;
+  readonly reps?: number;
+  readonly concurrency?: ReadonlyArray<number>;
+  readonly json: boolean;
+  readonly help: boolean;
+}
+
+export const FLAGS_HELP = `flags:
+  --items N           items (plugin calls) per run
+  --reps R            repetitions; the table shows medians
+  --concurrency A,B   run.concurrency values of the kernel runs (kernel-overhead; default 1,8)
+  --json              print the results as JSON instead of the table
+  --help              this text`;
+
+export function parseFlags(argv: ReadonlyArray<string>): BenchFlags {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      items: { type: "string" },
+      reps: { type: "string" },
+      concurrency: { type: "string" },
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  const positiveInt = (name: string, v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  return {
+    ...(values.items === undefined ? {} : { items: positiveInt("items", values.items) }),
+    ...(values.reps === undefined ? {} : { reps: positiveInt("reps", values.reps) }),
+    ...(values.concurrency === undefined ? {} : { concurrency: values.concurrency.split(",").map((c) => positiveInt("concurrency", c.trim())) }),
+    json: values.json === true,
+    help: values.help === true,
+  };
+}
+
+export function median(xs: ReadonlyArray<number>): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+export interface Stats {
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+  readonly samples: ReadonlyArray<number>;
+}
+
+export function stats(samples: ReadonlyArray<number>): Stats {
+  return { median: median(samples), min: Math.min(...samples), max: Math.max(...samples), samples: [...samples] };
+}
+
+/** Fixed-width text table; numbers are right-aligned, the first column left-aligned. */
+export function table(header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: ReadonlyArray<string>) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ").trimEnd();
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+export const fmt = (x: number, digits = 2): string => (Number.isFinite(x) ? x.toFixed(digits) : "-");
