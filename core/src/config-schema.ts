@@ -103,7 +103,7 @@ function walk(issue: ParseResult.ParseIssue, path: PathSegment[], keys: Readonly
       out.push({
         code: "BDC_CONFIG_MISSING_KEY",
         path,
-        message: `missing required key "${String(path[path.length - 1])}" (${describeAst(issue.ast as unknown as AST.AST)})`,
+        message: `missing required key "${String(path[path.length - 1])}" (${describeAst(propertyType(issue.ast))})`,
         at: "key",
       });
       return;
@@ -136,12 +136,20 @@ function walkUnion(issue: ParseResult.Composite, subs: ParseResult.ParseIssue[],
   const nested = relevant.filter((s) => s._tag === "Composite" || s._tag === "Transformation" || s._tag === "Refinement");
   if (relevant.length === 1) return walk(relevant[0]!, path, undefined, out);
   if (nested.length === 1) return walk(nested[0]!, path, undefined, out);
+  const literals = members.every(AST.isLiteral) ? members.map((m) => typeof (m as AST.Literal).literal) : [];
   out.push({
-    code: "BDC_CONFIG_TYPE",
+    code: literals.includes(typeof issue.actual) ? "BDC_CONFIG_VALUE" : "BDC_CONFIG_TYPE",
     path,
     message: `expected ${describeUnion(members)}, got ${describeValue(issue.actual)}`,
+    hint: literals.length > 0 && typeof issue.actual === "string" ? choicesHint(issue.actual, members.map((m) => String((m as AST.Literal).literal)), "valid values") : undefined,
     at: "value",
   });
+}
+
+/** Missing-key issues carry the property signature; its `type` is the value's schema. */
+function propertyType(ast: unknown): AST.AST {
+  const a = ast as { type?: AST.AST } & AST.AST;
+  return a.type !== undefined && typeof a.type === "object" && "_tag" in a.type ? a.type : a;
 }
 
 function structKeys(ast: AST.AST): string[] | undefined {
@@ -167,22 +175,47 @@ const keywordNames: Partial<Record<AST.AST["_tag"], string>> = {
 export function describeAst(ast: AST.AST): string {
   if (AST.isLiteral(ast)) return JSON.stringify(ast.literal);
   if (AST.isUnion(ast)) return describeUnion(ast.types);
-  if (AST.isRefinement(ast)) {
-    const d = AST.getDescriptionAnnotation(ast);
-    return d._tag === "Some" && isBuiltinDescription(d.value) ? d.value : describeAst(ast.from);
-  }
+  if (AST.isRefinement(ast)) return describeRefinement(ast);
   if (AST.isTransformation(ast)) return describeAst(ast.from);
   if (AST.isSuspend(ast)) return describeAst(ast.f());
   return keywordNames[ast._tag] ?? (AST.getDescriptionAnnotation(ast).pipe((o) => (o._tag === "Some" ? o.value : ast._tag)));
 }
 
 /**
- * Effect's built-in refinements describe themselves ("an integer", "a positive number",
- * "a string at least 1 character(s) long"); a user's field doc ("exploration constant") is
- * not a type and must not appear after "expected".
+ * "an integer > 0", "a number between 0 and 2", "a string matching /^x/". Built from the
+ * refinements' JSON Schema annotations rather than their descriptions, because a field's doc
+ * (`option(..., "exploration constant")`) replaces the description of the outermost refinement.
  */
-function isBuiltinDescription(d: string): boolean {
-  return /^(a|an) /.test(d);
+function describeRefinement(ast: AST.Refinement): string {
+  const constraints: Record<string, unknown> = {};
+  let base: AST.AST = ast;
+  let opaque: string | undefined;
+  while (AST.isRefinement(base)) {
+    const js = base.annotations[AST.JSONSchemaAnnotationId] as Record<string, unknown> | undefined;
+    if (js !== undefined) {
+      for (const [k, v] of Object.entries(js)) if (!(k in constraints)) constraints[k] = v;
+    } else if (opaque === undefined) {
+      const d = AST.getDescriptionAnnotation(base);
+      if (d._tag === "Some" && /^(a|an) /.test(d.value)) opaque = d.value;
+    }
+    base = base.from;
+  }
+  if (Object.keys(constraints).length === 0 && opaque !== undefined) return opaque;
+  let text = constraints.type === "integer" ? "an integer" : describeAst(base);
+  const { minimum: min, maximum: max, exclusiveMinimum: xmin, exclusiveMaximum: xmax } = constraints;
+  if (min !== undefined && max !== undefined) text += ` between ${min} and ${max}`;
+  else {
+    if (min !== undefined) text += ` >= ${min}`;
+    if (xmin !== undefined) text += ` > ${xmin}`;
+    if (max !== undefined) text += ` <= ${max}`;
+  }
+  if (xmax !== undefined) text += ` < ${xmax}`;
+  if (constraints.minLength !== undefined) text += ` of at least ${constraints.minLength} character(s)`;
+  if (constraints.maxLength !== undefined) text += ` of at most ${constraints.maxLength} character(s)`;
+  if (constraints.minItems !== undefined) text += ` with at least ${constraints.minItems} item(s)`;
+  if (constraints.maxItems !== undefined) text += ` with at most ${constraints.maxItems} item(s)`;
+  if (constraints.pattern !== undefined) text += ` matching /${constraints.pattern}/`;
+  return opaque !== undefined && text === describeAst(base) ? opaque : text;
 }
 
 function describeUnion(types: ReadonlyArray<AST.AST>): string {

@@ -36,4 +36,7 @@ export { LineProgress, SilentProgress, TtyProgress } from "./engine/progress.ts"
 export type { ProgressReporter } from "./engine/progress.ts";
 export { RUN_FILES } from "./engine/store.ts";
 export { workflowJsonSchema, configKeyDocs } from "./json-schema.ts";
-export { main as cli, commands as cliCommands } from "./cli/main.ts";
+export { main as cli } from "./cli/main.ts";
+export type { CliCommand } from "./cli/main.ts";
+export type { CommandSpec, FlagSpec, ParsedArgs } from "./cli/args.ts";
+export type { Io } from "./cli/output.ts";

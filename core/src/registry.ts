@@ -28,12 +28,19 @@ interface PackageJson {
   name?: string;
   dependencies?: Record<string, string>;
   devDependencies?: Record<string, string>;
-  bdc?: { plugins?: Record<string, string> };
+  bdc?: { plugins?: Record<string, string>; commands?: Record<string, string> };
   exports?: unknown;
   main?: string;
 }
 
 const ID_PATTERN = /^[a-z][a-z0-9-]*\/[a-z0-9][a-z0-9._-]*$/;
+
+/** A CLI command contributed by a package (`bdc.commands: {"ask": "./src/ask-command.ts"}`). */
+export interface CommandEntry {
+  readonly name: string;
+  readonly module: string;
+  readonly pkg: string;
+}
 
 export class PluginRegistry {
   private readonly loaded = new Map<string, Promise<AnyPlugin>>();
@@ -43,20 +50,26 @@ export class PluginRegistry {
     private readonly byId: ReadonlyMap<string, PluginEntry>,
     /** Ids registered by more than one package: an error when used. */
     readonly conflicts: ReadonlyMap<string, ReadonlyArray<PluginEntry>>,
+    readonly commands: ReadonlyArray<CommandEntry> = [],
   ) {}
 
   /** Reads the project's package.json and its dependencies' `bdc` fields. */
   static discover(startDir: string = process.cwd()): PluginRegistry {
     const root = findProjectRoot(startDir);
     const found: PluginEntry[] = [];
+    const commands: CommandEntry[] = [];
+    const register = (dir: string, pkg: PackageJson, pkgName: string) => {
+      found.push(...manifestEntries(dir, pkg, pkgName));
+      for (const [name, rel] of Object.entries(pkg.bdc?.commands ?? {})) commands.push({ name, module: path.resolve(dir, rel), pkg: pkgName });
+    };
     const rootPkg = readPackageJson(path.join(root, "package.json"));
     if (rootPkg !== undefined) {
-      found.push(...manifestEntries(root, rootPkg, "(project)"));
+      register(root, rootPkg, "(project)");
       const deps = { ...rootPkg.dependencies, ...rootPkg.devDependencies };
       for (const name of Object.keys(deps).sort()) {
         const dir = packageDir(root, name);
         const pkg = dir === undefined ? undefined : readPackageJson(path.join(dir, "package.json"));
-        if (dir !== undefined && pkg?.bdc?.plugins !== undefined) found.push(...manifestEntries(dir, pkg, name));
+        if (dir !== undefined && pkg?.bdc !== undefined) register(dir, pkg, name);
       }
     }
     const byId = new Map<string, PluginEntry>();
@@ -66,7 +79,7 @@ export class PluginRegistry {
       if (prev === undefined) byId.set(entry.id, entry);
       else if (prev.module !== entry.module) conflicts.set(entry.id, [...(conflicts.get(entry.id) ?? [prev]), entry]);
     }
-    return new PluginRegistry(root, byId, conflicts);
+    return new PluginRegistry(root, byId, conflicts, commands);
   }
 
   /** A registry over explicit entries (tests, embedding). */

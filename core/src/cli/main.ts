@@ -13,11 +13,16 @@ import { runCommand, runRun } from "./commands/run.ts";
 import { runValidate, validateCommand } from "./commands/validate.ts";
 import { printErrors, type Io } from "./output.ts";
 import { choicesHint } from "../util/suggest.ts";
+import { PluginRegistry } from "../registry.ts";
+import { pathToFileURL } from "node:url";
 
-type Handler = (io: Io, args: ParsedArgs) => Promise<number>;
+/** What a package's command module (listed under `bdc.commands` in its package.json) default-exports. */
+export interface CliCommand {
+  readonly spec: CommandSpec;
+  run(io: Io, args: ParsedArgs): Promise<number>;
+}
 
-/** Other packages add commands (e.g. `bdc ask`, `bdc models`) through this table. */
-export const commands = new Map<string, { spec: CommandSpec; run: Handler }>([
+const builtins = new Map<string, CliCommand>([
   ["validate", { spec: validateCommand, run: runValidate }],
   ["run", { spec: runCommand, run: runRun }],
   ["plugins", { spec: pluginsCommand, run: runPlugins }],
@@ -33,16 +38,44 @@ function version(): string {
   return (JSON.parse(fs.readFileSync(pkg, "utf8")) as { version: string }).version;
 }
 
-function mainHelp(): string {
+/** Built-in commands plus those packages contribute (e.g. `bdc ask`, `bdc models`). */
+async function loadCommands(cwd: string): Promise<Map<string, CliCommand>> {
+  const all = new Map(builtins);
+  for (const entry of PluginRegistry.discover(cwd).commands) {
+    if (all.has(entry.name)) continue;
+    try {
+      const mod = (await import(pathToFileURL(entry.module).href)) as { default?: CliCommand };
+      if (mod.default?.spec !== undefined && typeof mod.default.run === "function") all.set(entry.name, mod.default);
+    } catch (cause) {
+      all.set(entry.name, brokenCommand(entry.name, entry.pkg, cause));
+    }
+  }
+  return all;
+}
+
+function brokenCommand(name: string, pkg: string, cause: unknown): CliCommand {
+  return {
+    spec: { name, summary: `(failed to load from ${pkg})`, usage: `bdc ${name}`, flags: {}, maxPositionals: Infinity },
+    run: async () => {
+      throw new BdcError({ code: "BDC_PLUGIN_LOAD", message: `command "${name}" from ${pkg} failed to load: ${(cause as Error).message}`, cause });
+    },
+  };
+}
+
+function mainHelp(commands: ReadonlyMap<string, CliCommand>): string {
   const rows = [...commands.values()].map(({ spec }) => `  ${spec.name.padEnd(10)} ${spec.summary}`);
   return `bdc - Boost, Disentangle, and Customize: workflows of plugins for code generation\n\nUsage: bdc <command> [options]\n\nCommands:\n${rows.join("\n")}\n\nRun \`bdc <command> --help\` for a command's options. Exit codes: 0 ok, 1 run failed, 2 usage/config error, 130 interrupted.\n`;
 }
 
 export async function main(argv: ReadonlyArray<string>, io: Io): Promise<number> {
   const [name, ...rest] = argv;
+  const commands = name !== undefined && builtins.has(name) ? builtins : await loadCommands(io.cwd);
   if (name === undefined || name === "help" || name === "--help" || name === "-h") {
     const topic = name === "help" ? commands.get(rest[0] ?? "") : undefined;
-    io.out(topic === undefined ? mainHelp() : commandHelp(topic.spec));
+    const text = topic === undefined ? mainHelp(commands) : commandHelp(topic.spec);
+    // Bare `bdc` is a usage error: help goes to stderr and the exit code is 2.
+    if (name === undefined) io.err(text);
+    else io.out(text);
     return name === undefined ? 2 : 0;
   }
   if (name === "--version" || name === "-v") {

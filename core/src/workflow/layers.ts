@@ -109,7 +109,7 @@ function setIn(root: Json, path: ConfigPath, value: unknown, layer: number, prov
     else {
       throw new BdcError({
         code: "BDC_SET_SYNTAX",
-        message: `cannot set ${arg.split("=")[0]}: the value at segment "${String(seg)}" is ${describeValue(current)}, not a mapping`,
+        message: `cannot set a key inside "${String(seg)}": its value is ${describeValue(current)}, not a mapping`,
         origin: { kind: "cli", arg },
       });
     }
@@ -146,7 +146,7 @@ export function parseSetArg(arg: string): Layer {
   try {
     value = rawValue.trim() === "" ? "" : parseYamlValue(rawValue);
   } catch (cause) {
-    throw syntax(`the value "${rawValue}" is not valid YAML: ${(cause as Error).message.split("\n")[0]}`);
+    throw syntax(`the value "${rawValue}" is not valid YAML: ${(cause as Error).message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "")}`);
   }
   return { kind: "set", arg: `--set ${arg}`, path, value };
 }
