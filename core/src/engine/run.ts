@@ -106,7 +106,7 @@ export async function runWorkflow(options: RunOptions): Promise<RunOutcome> {
           const blocked = step.needs.some((n) => summary.steps[n]!.status === "skipped" || summary.steps[n]!.error !== undefined);
           const status: StepStatus = blocked
             ? skipStep(step, summary, store)
-            : yield* runStep(step, impls, semaphore, store, summary.steps[step.name]!, progress, runAbort.signal);
+            : yield* runStep(step, impls, semaphore, wf.concurrency, store, summary.steps[step.name]!, progress, runAbort.signal);
           yield* Deferred.succeed(finished.get(step.name)!, status);
         }),
       { concurrency: "unbounded", discard: true },
@@ -203,6 +203,7 @@ function runStep(
   step: ResolvedStep,
   impls: Built,
   semaphore: Effect.Semaphore,
+  runConcurrency: number,
   store: RunStore,
   s: StepSummary,
   progress: ProgressReporter,
@@ -277,7 +278,9 @@ function runStep(
         }
       });
 
-    yield* Effect.forEach(todo, (item) => semaphore.withPermits(1)(runItem(item)), { concurrency: step.concurrency, discard: true }).pipe(
+    // More fibers than run-wide permits would only queue on the semaphore (measurably slow).
+    const concurrency = Math.min(step.concurrency, runConcurrency);
+    yield* Effect.forEach(todo, (item) => semaphore.withPermits(1)(runItem(item)), { concurrency, discard: true }).pipe(
       Effect.tapError((e) => Effect.sync(() => failStep(s, step, store, e, t0))),
       Effect.onInterrupt(() => Effect.sync(() => {
         s.status = "interrupted";

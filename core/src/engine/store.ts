@@ -132,7 +132,7 @@ export class RunStore {
       fd = openForAppend(path.join(this.stepDir(step), RUN_FILES.outputs));
       this.outputFds.set(step, fd);
     }
-    fs.writeSync(fd, `${JSON.stringify({ id, output: toJson(output) })}\n`);
+    fs.writeSync(fd, `{"id":${JSON.stringify(id)},"output":${toJson(output)}}\n`);
   }
 
   /** Items a step finished in earlier sessions of this run, in the order they finished. */
@@ -161,9 +161,9 @@ export class RunStore {
   }
 }
 
-function toJson(output: unknown): unknown {
+function toJson(output: unknown): string {
   try {
-    return output === undefined ? null : JSON.parse(JSON.stringify(output));
+    return JSON.stringify(output === undefined ? null : output);
   } catch (cause) {
     throw new BdcError({
       code: "BDC_ITEM_FAILED",
