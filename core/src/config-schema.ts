@@ -36,6 +36,29 @@ export function optional<S extends Schema.Schema.All>(schema: S, description: st
   return Schema.optional((schema as Schema.Schema.Any).annotations({ description }) as S);
 }
 
+const FilePathId = Symbol.for("@bdc/core/FilePath");
+
+/**
+ * A file or directory path in a plugin's config. The kernel resolves a relative value from
+ * the directory of the YAML file that wrote it (an overlay's path is relative to the overlay;
+ * a `--set` value to the current directory), so `make` always receives an absolute path.
+ */
+export const FilePath: Schema.Schema<string> = Schema.String.annotations({ [FilePathId]: true, title: "path" });
+
+/** Config keys holding a FilePath ("one") or a list of them ("many"). */
+export function filePathKeys(schema: Schema.Schema.Any): Map<string, "one" | "many"> {
+  const out = new Map<string, "one" | "many">();
+  const ast = Schema.typeSchema(schema).ast;
+  if (!AST.isTypeLiteral(ast)) return out;
+  const isPath = (t: AST.AST): boolean => FilePathId in t.annotations || (AST.isUnion(t) && t.types.some(isPath)) || (AST.isRefinement(t) && isPath(t.from));
+  for (const p of ast.propertySignatures) {
+    const members = AST.isUnion(p.type) ? p.type.types : [p.type];
+    if (members.some(isPath)) out.set(String(p.name), "one");
+    else if (members.some((m) => AST.isTupleType(m) && m.rest.some((r) => isPath(r.type)))) out.set(String(p.name), "many");
+  }
+  return out;
+}
+
 export interface ConfigProblem {
   readonly code: "BDC_CONFIG_TYPE" | "BDC_CONFIG_VALUE" | "BDC_CONFIG_UNKNOWN_KEY" | "BDC_CONFIG_MISSING_KEY";
   readonly path: ConfigPath;
@@ -85,7 +108,7 @@ function walk(issue: ParseResult.ParseIssue, path: PathSegment[], keys: Readonly
       out.push({
         code: "BDC_CONFIG_VALUE",
         path,
-        message: `expected ${describeAst(issue.ast)}, got ${describeValue(issue.actual)}`,
+        message: customMessage(issue) ?? `expected ${describeAst(issue.ast)}, got ${describeValue(issue.actual)}`,
         at: "value",
       });
       return;
@@ -144,6 +167,17 @@ function walkUnion(issue: ParseResult.Composite, subs: ParseResult.ParseIssue[],
     hint: literals.length > 0 && typeof issue.actual === "string" ? choicesHint(issue.actual, members.map((m) => String((m as AST.Literal).literal)), "valid values") : undefined,
     at: "value",
   });
+}
+
+/**
+ * A plugin's own wording for a failed check (`Schema.filter(f, {message: () => "must be even"})`
+ * or a filter returning a string), followed by what was given.
+ */
+function customMessage(issue: ParseResult.Refinement): string | undefined {
+  const own = issue.issue._tag === "Type" ? issue.issue.message : undefined;
+  const annotated = AST.getMessageAnnotation(issue.ast)._tag === "Some" ? ParseResult.ArrayFormatter.formatIssueSync(issue)[0]?.message : undefined;
+  const message = own ?? annotated;
+  return message === undefined ? undefined : `${message}, got ${describeValue(issue.actual)}`;
 }
 
 /** Missing-key issues carry the property signature; its `type` is the value's schema. */

@@ -32,6 +32,7 @@ export const ErrorCodes = {
   BDC_REF_DISABLED: "a reference names an instance that is switched off (enabled: false)",
   BDC_MISSING_INSTANCE: "a plugin requires an instance of a slot and the workflow has none",
   BDC_AMBIGUOUS_INSTANCE: "a plugin requires one instance of a slot and several could be meant",
+  BDC_REF_CYCLE: "instances reference each other in a cycle",
   BDC_UNKNOWN_STEP: "a step names a step that does not exist",
   BDC_STEP_CYCLE: "step dependencies form a cycle",
   BDC_NO_STEPS: "the workflow has no enabled step to run",

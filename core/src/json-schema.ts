@@ -61,11 +61,13 @@ function typeName(s: Json, defs: Json): string {
     const base = def === undefined ? s.$ref : typeName(def, defs);
     return constraints(s, base);
   }
+  if (Array.isArray(s.allOf) && s.allOf.length > 0) return (s.allOf as Json[]).map((x) => typeName(x, defs)).join(" & ");
   if (Array.isArray(s.enum)) return s.enum.map((e) => JSON.stringify(e)).join(" | ");
   if (s.const !== undefined) return JSON.stringify(s.const);
   for (const k of ["anyOf", "oneOf"]) if (Array.isArray(s[k])) return (s[k] as Json[]).map((x) => typeName(x, defs)).join(" | ");
   if (s.type === "array") return `list of ${s.items === undefined ? "any" : typeName(s.items as Json, defs)}`;
   if (s.type === "object") return "mapping";
+  if (s.type === "string" && s.title === "path") return "path";
   if (typeof s.type === "string") return constraints(s, s.type);
   return "any";
 }

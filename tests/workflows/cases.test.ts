@@ -6,7 +6,8 @@
  *   expected.stdout  exact standard output (optional)
  *   expected.stderr  exact standard error (optional; one of the two must exist)
  *
- * `{tmp}` in args is a fresh temporary directory; in outputs it is written back as `{tmp}`.
+ * `{tmp}` in args is a fresh temporary directory; in outputs it is written back as `{tmp}`, and
+ * the repository's absolute path as `<repo>`.
  * After a deliberate change of messages, `BDC_UPDATE_CASES=1 pnpm test` rewrites the expected
  * files of failing cases; review the diff before committing it.
  */
@@ -55,7 +56,8 @@ for (const name of cases) {
           isTTY: false,
         },
       );
-      const clean = (s: string) => s.replaceAll(tmp, "{tmp}").replace(/\d+(\.\d+)?(ms|s)\b/g, "<time>").replace(/[\d.]+\/s/g, "<rate>/s");
+      const repo = path.resolve(here, "../..");
+      const clean = (s: string) => s.replaceAll(tmp, "{tmp}").replaceAll(repo, "<repo>").replace(/\d+(\.\d+)?(ms|s)\b/g, "<time>").replace(/[\d.]+\/s/g, "<rate>/s");
       if (process.env.BDC_UPDATE_CASES === "1") {
         if (expectedErr !== undefined) fs.writeFileSync(path.join(dir, "expected.stderr"), clean(err));
         if (expectedOut !== undefined) fs.writeFileSync(path.join(dir, "expected.stdout"), clean(out));

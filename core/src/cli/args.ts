@@ -38,8 +38,8 @@ export function parseCommandArgs(spec: CommandSpec, argv: ReadonlyArray<string>)
     parsed = parseArgs({ args: [...argv], options, allowPositionals: true, strict: true });
   } catch (e) {
     const msg = (e as Error).message;
-    const flag = /'(-{1,2}[^' ]+)/.exec(msg)?.[1];
-    const near = flag === undefined ? undefined : nearest(flag.replace(/^-+/, ""), Object.keys(spec.flags));
+    const unknown = /^Unknown option '(-{1,2}[^' ]+)'/.exec(msg)?.[1];
+    const near = unknown === undefined ? undefined : nearest(unknown.replace(/^-+/, ""), Object.keys(spec.flags));
     throw new BdcError({
       code: "BDC_USAGE",
       message: `bdc ${spec.name}: ${msg.split(". ")[0]!.replace(/^Unknown option/, "unknown option")}`,

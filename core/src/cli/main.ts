@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
-import { BdcError, toBdcErrors } from "../errors.ts";
+import { BdcError, BdcErrors, toBdcErrors } from "../errors.ts";
 import { commandHelp, parseCommandArgs, type CommandSpec, type ParsedArgs } from "./args.ts";
 import { describeCommand, pluginsCommand, runDescribe, runPlugins, runSchema, schemaCommand } from "./commands/plugins.ts";
 import { reportCommand, runReport } from "./commands/report.ts";
@@ -101,6 +101,8 @@ export async function main(argv: ReadonlyArray<string>, io: Io): Promise<number>
       if (stack instanceof Error && stack.stack) io.err(`${stack.stack}\n`);
       return 1;
     }
-    return errors.every((x) => CONFIG_CODES.test(x.code)) ? 2 : 1;
+    // Everything found while loading and validating a workflow (a BdcErrors) is a config
+    // problem, including codes plugins define for their preflight checks.
+    return e instanceof BdcErrors || errors.every((x) => CONFIG_CODES.test(x.code)) ? 2 : 1;
   }
 }

@@ -3,14 +3,15 @@ import { describe, test } from "node:test";
 import { choicesHint, editDistance, nearest } from "./suggest.ts";
 
 describe("editDistance", () => {
-  test("Levenshtein distance", () => {
+  test("edit distance with adjacent swaps counting one edit", () => {
     assert.equal(editDistance("", ""), 0);
     assert.equal(editDistance("abc", "abc"), 0);
     assert.equal(editDistance("", "abc"), 3);
     assert.equal(editDistance("abc", ""), 3);
     assert.equal(editDistance("kitten", "sitting"), 3);
     assert.equal(editDistance("steps", "step"), 1);
-    assert.equal(editDistance("pcub", "pucb"), 2);
+    assert.equal(editDistance("pcub", "pucb"), 1);
+    assert.equal(editDistance("inpsect", "inspect"), 1);
     assert.equal(editDistance("flaw", "lawn"), 2);
   });
 
@@ -40,15 +41,16 @@ describe("nearest", () => {
     assert.equal(nearest("anything", []), undefined);
   });
 
-  test("the threshold is max(2, a third of the candidate's length)", () => {
-    assert.equal(nearest("ab", ["xy"]), "xy"); // distance 2 <= 2
+  test("the threshold is max(2, a third of the candidate's length), and a typo keeps part of the word", () => {
+    assert.equal(nearest("ab", ["xy"]), undefined); // distance 2: nothing of the word is left
+    assert.equal(nearest("median", ["max", "mean"]), "mean"); // distance 2 <= 2
     assert.equal(nearest("abc", ["xyz"]), undefined); // 3 > 2
     assert.equal(nearest("abcdefghi", ["abcxyzghi"]), "abcxyzghi"); // 3 <= 9/3
     assert.equal(nearest("abcdefghi", ["abwxyzghi"]), undefined); // 4 > 3
   });
 
   test("the first of equally near candidates wins", () => {
-    assert.equal(nearest("ab", ["ac", "ad"]), "ac");
+    assert.equal(nearest("abc", ["abd", "abe"]), "abd");
   });
 });
 

@@ -99,7 +99,18 @@ function mergeInto(target: Json, source: Json, at: ConfigPath, layer: number, pr
 function setIn(root: Json, path: ConfigPath, value: unknown, layer: number, prov: Provenance, arg: string): Json {
   const out: Json = { ...root };
   let node: Json | unknown[] = out;
-  for (let i = 0; i < path.length - 1; i++) {
+  const mismatch = (i: number) => {
+    const seg = path[i]!;
+    const where = i === 0 ? "the top level" : `"${String(path[i - 1])}"`;
+    return new BdcError({
+      code: "BDC_SET_SYNTAX",
+      message: Array.isArray(node) ? `${where} is a list: index it with [n], not ".${String(seg)}"` : `${where} is a mapping: name a key, not [${String(seg)}]`,
+      origin: { kind: "cli", arg },
+    });
+  };
+  for (let i = 0; i < path.length; i++) {
+    if (Array.isArray(node) !== (typeof path[i] === "number")) throw mismatch(i);
+    if (i === path.length - 1) break;
     const seg = path[i]!;
     const current: unknown = (node as Record<PathSegment, unknown>)[seg];
     let next: Json | unknown[];

@@ -5,7 +5,7 @@
 import * as path from "node:path";
 import { BdcError, BdcErrors, toBdcErrors, type Origin } from "../errors.ts";
 import { isPlainObject, mergeLayers, parseSetArg, type Layer, type Merged } from "./layers.ts";
-import { positionOf, readYamlFile, type YamlSource } from "./source.ts";
+import { displayPath, positionOf, readYamlFile, type YamlSource } from "./source.ts";
 
 export interface LoadOptions {
   readonly file: string;
@@ -28,14 +28,17 @@ export function loadWorkflow(options: LoadOptions): Loaded {
   const addFile = (file: string, from: string, chain: ReadonlyArray<string>, origin?: Origin): YamlSource | undefined => {
     const abs = path.resolve(from, file);
     if (chain.includes(abs)) {
-      errors.push(new BdcError({ code: "BDC_CONFIG_VALUE", message: `extends cycle: ${[...chain, abs].join(" -> ")}`, origin }));
+      errors.push(new BdcError({ code: "BDC_CONFIG_VALUE", message: `extends cycle: ${[...chain, abs].map((f) => displayPath(f, cwd)).join(" -> ")}`, origin }));
       return undefined;
     }
     let src: YamlSource;
     try {
       src = readYamlFile(abs, cwd);
     } catch (e) {
-      errors.push(...toBdcErrors(e).map((err) => (err.origin === undefined && origin !== undefined ? err.with({ origin }) : err)));
+      // A file named by `extends:` is located at that line and resolved from that file.
+      const located = (err: BdcError) =>
+        err.origin !== undefined || origin === undefined ? err : err.with({ origin, hint: err.code === "BDC_FILE_NOT_FOUND" ? "extends paths are resolved from the directory of the file that contains them" : err.hint });
+      errors.push(...toBdcErrors(e).map(located));
       return undefined;
     }
     const ext = isPlainObject(src.value) ? src.value.extends : undefined;

@@ -6,7 +6,7 @@
  */
 import * as path from "node:path";
 import { Schema } from "effect";
-import { decodeConfig, encodeConfig, type ConfigProblem } from "../config-schema.ts";
+import { decodeConfig, encodeConfig, filePathKeys, type ConfigProblem } from "../config-schema.ts";
 import { BdcError, BdcErrors, toBdcErrors, type ConfigPath } from "../errors.ts";
 import { slotOf, type AnyPlugin, type RefSpec } from "../plugin.ts";
 import type { PluginRegistry } from "../registry.ts";
@@ -81,7 +81,7 @@ export async function resolveWorkflow(loaded: Loaded, options: ResolveOptions): 
 
   // 1. The format itself.
   const decoded = decodeConfig(WorkflowSchema, loaded.value);
-  if (!decoded.ok) throw new BdcErrors(decoded.problems.map((p) => located(p, [])));
+  if (!decoded.ok) throw new BdcErrors(sortErrors(decoded.problems.map((p) => located(p, []))));
   const wf = decoded.value;
   const pluginDocs = wf.plugins ?? {};
   const stepDocs = wf.steps ?? {};
@@ -123,6 +123,13 @@ export async function resolveWorkflow(loaded: Loaded, options: ResolveOptions): 
       continue;
     }
     const value = result.value as Record<string, unknown>;
+    for (const [key, arity] of filePathKeys(schema)) {
+      const v = value[key];
+      const at = ["plugins", c.name, "with", key];
+      const from = (p: ConfigPath) => path.dirname(prov.fileOf(p) ?? path.join(loaded.cwd, "-"));
+      if (arity === "one" && typeof v === "string") value[key] = path.resolve(from(at), v);
+      if (arity === "many" && Array.isArray(v)) value[key] = v.map((x, i) => (typeof x === "string" ? path.resolve(from([...at, i]), x) : x));
+    }
     c.rawRefs = {};
     const config: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) (k in requires ? c.rawRefs : config)[k] = v;
@@ -212,11 +219,11 @@ function resolveRef(
   const check = (name: string, path: ConfigPath, dropDisabled: boolean): string | undefined => {
     const target = candidates.get(name);
     if (target === undefined) {
-      fail("BDC_UNKNOWN_INSTANCE", path, `no instance named "${name}"`, choicesHint(name, ofSlot.map((c) => c.name), `${spec.slot} instances`));
+      fail("BDC_UNKNOWN_INSTANCE", path, `no instance named "${name}"`, choicesHint(name, enabledOfSlot, `enabled ${spec.slot} instances`));
       return undefined;
     }
     if (target.slot !== spec.slot) {
-      fail("BDC_REF_SLOT", path, `"${name}" is a ${target.slot} instance, but ${key} needs a ${spec.slot} instance`, choicesHint(name, ofSlot.map((c) => c.name), `${spec.slot} instances`));
+      fail("BDC_REF_SLOT", path, `"${name}" is a ${target.slot} instance, but ${key} needs a ${spec.slot} instance`, choicesHint(name, enabledOfSlot, `enabled ${spec.slot} instances`));
       return undefined;
     }
     if (!target.enabled) {
@@ -359,7 +366,10 @@ function resolvedDocument(
 ): Record<string, unknown> {
   const plugins: Record<string, unknown> = {};
   for (const c of ordered) {
-    const entry: Record<string, unknown> = { use: c.doc.use };
+    // Paths are printed absolute: each was relative to its own file, and the resolved
+    // document must mean the same wherever it is read (--print, resolved.yaml).
+    const isPath = c.doc.use.startsWith(".") || path.isAbsolute(c.doc.use);
+    const entry: Record<string, unknown> = { use: isPath && c.source !== undefined ? c.source : c.doc.use };
     if (c.enabled && c.config !== undefined) {
       const encoded = c.plugin?.config === undefined ? {} : (encodeConfig(c.plugin.config, c.config) as Record<string, unknown>);
       const refs = Object.fromEntries(Object.entries(c.refs ?? {}).filter(([, v]) => v !== undefined));

@@ -1,8 +1,7 @@
 import * as fs from "node:fs";
-import * as path from "node:path";
 import * as readline from "node:readline";
 import { Schema } from "effect";
-import { BdcError, definePlugin, option, optional, required, type DatasetImpl, type Item } from "@bdc/core";
+import { BdcError, definePlugin, FilePath, option, optional, required, type DatasetImpl, type Item } from "@bdc/core";
 
 const ID_FIELDS = ["id", "task_id", "problem_id", "name"];
 
@@ -12,19 +11,18 @@ export default definePlugin({
   version: "0.1.0",
   description: "Rows of a JSONL file as items (one JSON object per line); the item id is a field of the row",
   config: Schema.Struct({
-    path: required(Schema.String, "the JSONL file, relative to the workflow file that declares this instance"),
+    path: required(FilePath, "the JSONL file (relative to the YAML file that sets it)"),
     id_field: optional(Schema.String, `field holding the item id (default: the first of ${ID_FIELDS.join(", ")} present; else the line number)`),
     limit: optional(Schema.Int.pipe(Schema.positive()), "keep only the first N rows"),
     offset: option(Schema.Int.pipe(Schema.nonNegative()), 0, "skip the first N rows"),
   }),
   preflight(config, ctx) {
-    const file = path.resolve(ctx.baseDir, config.path);
-    return fs.existsSync(file)
+    return fs.existsSync(config.path)
       ? []
-      : [{ code: "BDC_FILE_NOT_FOUND", path: ["path"], message: `no such file: ${file}`, hint: "paths are relative to the workflow file that declares the instance" }];
+      : [{ code: "BDC_FILE_NOT_FOUND", path: ["path"], message: `no such file: ${config.path}`, hint: "a relative path is resolved from the directory of the YAML file that sets it" }];
   },
-  make(config, _deps, kernel): DatasetImpl<Record<string, unknown>> {
-    const file = path.resolve(kernel.baseDir, config.path);
+  make(config): DatasetImpl<Record<string, unknown>> {
+    const file = config.path;
     return {
       async *items(): AsyncIterable<Item<Record<string, unknown>>> {
         const lines = readline.createInterface({ input: fs.createReadStream(file, "utf8"), crlfDelay: Infinity });

@@ -4,6 +4,7 @@ import { BdcError } from "../../errors.ts";
 import { configKeyDocs, workflowJsonSchema } from "../../json-schema.ts";
 import { slotOf } from "../../plugin.ts";
 import { PluginRegistry } from "../../registry.ts";
+import { choicesHint } from "../../util/suggest.ts";
 import type { CommandSpec, ParsedArgs } from "../args.ts";
 import { printErrors, type Io } from "../output.ts";
 
@@ -24,8 +25,12 @@ export async function runPlugins(io: Io, args: ParsedArgs): Promise<number> {
   const rows = plugins
     .filter(({ entry }) => slot === undefined || entry.slot === slot)
     .map(({ entry, plugin }) => ({ id: plugin.id, slot: entry.slot, version: plugin.version, description: plugin.description, package: entry.pkg }));
+  const slots = [...new Set(registry.entries().map((e) => e.slot))].sort();
+  if (slot !== undefined && !slots.includes(slot)) {
+    throw new BdcError({ code: "BDC_USAGE", message: `no plugins of slot "${slot}"`, hint: choicesHint(slot, slots, "slots with plugins") });
+  }
   if (args.flags.json === true) io.out(`${JSON.stringify(rows, null, 2)}\n`);
-  else if (rows.length === 0) io.err(slot === undefined ? "no plugins registered\n" : `no plugins of slot "${slot}" (slots: ${[...new Set(plugins.map((p) => p.entry.slot))].sort().join(", ")})\n`);
+  else if (rows.length === 0) io.err("no plugins registered\n");
   else {
     const w = (k: "id" | "slot" | "version") => Math.max(k.length, ...rows.map((r) => r[k].length));
     const line = (r: { id: string; slot: string; version: string; description: string }) =>
