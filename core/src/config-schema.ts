@@ -3,6 +3,7 @@
  * Effect's parse issues into located, coded, human sentences
  * (`expected a number, got "high"`, `unknown key "cc" (did you mean "c"?)`).
  */
+import * as path from "node:path";
 import { Either, ParseResult, Schema, SchemaAST as AST } from "effect";
 import type { ConfigPath, PathSegment } from "./errors.ts";
 import { describeValue } from "./workflow/layers.ts";
@@ -57,6 +58,18 @@ export function filePathKeys(schema: Schema.Schema.Any): Map<string, "one" | "ma
     else if (members.some((m) => AST.isTupleType(m) && m.rest.some((r) => isPath(r.type)))) out.set(String(p.name), "many");
   }
   return out;
+}
+
+/**
+ * Makes the FilePath values of a decoded config absolute, each from the directory `dirOf`
+ * gives for its key path (e.g. ["path"] or ["files", 2]).
+ */
+export function resolveFilePaths(schema: Schema.Schema.Any, config: Record<string, unknown>, dirOf: (key: ReadonlyArray<string | number>) => string): void {
+  for (const [key, arity] of filePathKeys(schema)) {
+    const v = config[key];
+    if (arity === "one" && typeof v === "string") config[key] = path.resolve(dirOf([key]), v);
+    if (arity === "many" && Array.isArray(v)) config[key] = v.map((x, i) => (typeof x === "string" ? path.resolve(dirOf([key, i]), x) : x));
+  }
 }
 
 export interface ConfigProblem {

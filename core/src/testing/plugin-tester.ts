@@ -22,7 +22,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, test } from "node:test";
 import { Schema } from "effect";
-import { decodeConfig, encodeConfig, filePathKeys, type ConfigProblem } from "../config-schema.ts";
+import { decodeConfig, encodeConfig, resolveFilePaths, type ConfigProblem } from "../config-schema.ts";
 import { BdcError, formatPath } from "../errors.ts";
 import { slotOf, type AnyPlugin, type Item, type KernelServices, type StepContext } from "../plugin.ts";
 import { pluginShapeProblems } from "../registry.ts";
@@ -73,11 +73,7 @@ export class PluginTester {
     };
     const decoded = this.decode(config);
     // FilePath values resolve from baseDir here, as the kernel resolves them from their YAML file.
-    for (const [key, arity] of filePathKeys(this.schema())) {
-      const v = decoded[key];
-      if (arity === "one" && typeof v === "string") decoded[key] = path.resolve(services.baseDir, v);
-      if (arity === "many" && Array.isArray(v)) decoded[key] = v.map((x) => (typeof x === "string" ? path.resolve(services.baseDir, x) : x));
-    }
+    resolveFilePaths(this.schema(), decoded, () => services.baseDir);
     return (await this.plugin.make(decoded, deps as never, services)) as Impl;
   }
 }

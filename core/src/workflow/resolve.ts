@@ -6,7 +6,7 @@
  */
 import * as path from "node:path";
 import { Schema } from "effect";
-import { decodeConfig, encodeConfig, filePathKeys, type ConfigProblem } from "../config-schema.ts";
+import { decodeConfig, encodeConfig, resolveFilePaths, type ConfigProblem } from "../config-schema.ts";
 import { BdcError, BdcErrors, toBdcErrors, type ConfigPath } from "../errors.ts";
 import { slotOf, type AnyPlugin, type RefSpec } from "../plugin.ts";
 import type { PluginRegistry } from "../registry.ts";
@@ -123,13 +123,11 @@ export async function resolveWorkflow(loaded: Loaded, options: ResolveOptions): 
       continue;
     }
     const value = result.value as Record<string, unknown>;
-    for (const [key, arity] of filePathKeys(schema)) {
-      const v = value[key];
-      const at = ["plugins", c.name, "with", key];
-      const from = (p: ConfigPath) => path.dirname(prov.fileOf(p) ?? path.join(loaded.cwd, "-"));
-      if (arity === "one" && typeof v === "string") value[key] = path.resolve(from(at), v);
-      if (arity === "many" && Array.isArray(v)) value[key] = v.map((x, i) => (typeof x === "string" ? path.resolve(from([...at, i]), x) : x));
-    }
+    // A relative path is relative to the file that wrote it (an overlay, a base); --set: cwd.
+    resolveFilePaths(schema, value, (key) => {
+      const file = prov.fileOf(["plugins", c.name, "with", ...key]);
+      return file === undefined ? loaded.cwd : path.dirname(file);
+    });
     c.rawRefs = {};
     const config: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) (k in requires ? c.rawRefs : config)[k] = v;
@@ -256,27 +254,26 @@ function resolveRef(
 
 /** Dependencies before dependents; reports reference cycles. */
 function orderInstances(ordered: ReadonlyArray<Candidate>, fail: Fail): Candidate[] {
-  const byName = new Map(ordered.map((c) => [c.name, c]));
-  const out: Candidate[] = [];
-  const state = new Map<string, "visiting" | "done">();
-  const visit = (c: Candidate, trail: string[]) => {
-    if (state.get(c.name) === "done") return;
-    if (state.get(c.name) === "visiting") {
-      const cycle = [...trail.slice(trail.indexOf(c.name)), c.name];
-      fail("BDC_REF_CYCLE", ["plugins", c.name], `instances reference each other in a cycle: ${cycle.join(" -> ")}`, "break the cycle: an instance cannot (indirectly) require itself");
-      return;
-    }
-    state.set(c.name, "visiting");
-    for (const ref of Object.values(c.refs ?? {})) {
-      for (const r of [ref ?? []].flat()) {
-        const dep = byName.get(r);
-        if (dep?.refs !== undefined) visit(dep, [...trail, c.name]);
-      }
-    }
-    state.set(c.name, "done");
-    out.push(c);
+  const byName = new Map(ordered.filter((c) => c.refs !== undefined).map((c) => [c.name, c]));
+  const deps = (c: Candidate) => Object.values(c.refs ?? {}).flatMap((r) => [r ?? []].flat()).flatMap((r) => byName.get(r) ?? []);
+  return topologicalOrder([...byName.values()], deps, (cycle) =>
+    fail("BDC_REF_CYCLE", ["plugins", cycle[0]!.name], `instances reference each other in a cycle: ${cycle.map((c) => c.name).join(" -> ")}`, "break the cycle: an instance cannot (indirectly) require itself"),
+  );
+}
+
+/** Depth-first topological order; each cycle is reported once, starting where it was entered. */
+function topologicalOrder<T>(nodes: ReadonlyArray<T>, deps: (n: T) => ReadonlyArray<T>, onCycle: (cycle: T[]) => void): T[] {
+  const out: T[] = [];
+  const state = new Map<T, "visiting" | "done">();
+  const visit = (n: T, trail: T[]): void => {
+    if (state.get(n) === "done") return;
+    if (state.get(n) === "visiting") return onCycle([...trail.slice(trail.indexOf(n)), n]);
+    state.set(n, "visiting");
+    for (const d of deps(n)) visit(d, [...trail, n]);
+    state.set(n, "done");
+    out.push(n);
   };
-  for (const c of ordered) if (c.refs !== undefined) visit(c, []);
+  for (const n of nodes) visit(n, []);
   return out;
 }
 
@@ -333,26 +330,9 @@ function resolveSteps(
       onError: doc.on_error ?? runOnError,
     });
   }
-  // Topological order; a cycle is reported once with its path.
-  const out: ResolvedStep[] = [];
-  const state = new Map<string, "visiting" | "done">();
-  const visit = (s: ResolvedStep, trail: string[]): void => {
-    if (state.get(s.name) === "done") return;
-    if (state.get(s.name) === "visiting") {
-      const cycle = [...trail.slice(trail.indexOf(s.name)), s.name];
-      fail("BDC_STEP_CYCLE", ["steps", s.name], `steps depend on each other in a cycle: ${cycle.join(" -> ")}`, "remove one of these dependencies (needs / for_each)", "key");
-      return;
-    }
-    state.set(s.name, "visiting");
-    for (const n of s.needs) {
-      const dep = steps.get(n);
-      if (dep !== undefined) visit(dep, [...trail, s.name]);
-    }
-    state.set(s.name, "done");
-    out.push(s);
-  };
-  for (const s of steps.values()) visit(s, []);
-  return out;
+  return topologicalOrder([...steps.values()], (s) => s.needs.flatMap((n) => steps.get(n) ?? []), (cycle) =>
+    fail("BDC_STEP_CYCLE", ["steps", cycle[0]!.name], `steps depend on each other in a cycle: ${cycle.map((s) => s.name).join(" -> ")}`, "remove one of these dependencies (needs / for_each)", "key"),
+  );
 }
 
 function resolvedDocument(
