@@ -7,8 +7,9 @@
  */
 import { FLAGS_HELP, parseFlags, type Benchmark } from "./common.ts";
 import { kernelOverhead } from "./kernel-overhead.ts";
+import { sandboxThroughput } from "./sandbox-throughput.ts";
 
-export const BENCHMARKS: ReadonlyArray<Benchmark> = [kernelOverhead];
+export const BENCHMARKS: ReadonlyArray<Benchmark> = [kernelOverhead, sandboxThroughput];
 
 async function main(argv: ReadonlyArray<string>): Promise<number> {
   const flags = parseFlags(argv);

@@ -1,0 +1,78 @@
+/**
+ * The paper's metrics (reference-notes.md, "Evaluation"):
+ *   PR = 100 x mean over ALL selected problems of the fraction of (hidden) tests passed
+ *   AC = 100 x share of problems whose tests ALL pass
+ * A selected problem without a result (no solution, a crash) counts as 0 for both: the
+ * denominator is the selection, never "problems that produced a result".
+ */
+import type { Difficulty } from "../types.ts";
+
+export interface ScoredProblem {
+  readonly problemId: string;
+  readonly difficulty: Difficulty;
+  readonly passFraction: number;
+  readonly tests: number;
+}
+
+export interface MetricRow {
+  readonly problems: number;
+  readonly tests: number;
+  /** PR, 0..100. */
+  readonly pass_rate: number;
+  /** AC, 0..100. */
+  readonly accuracy: number;
+}
+
+export interface Metrics extends MetricRow {
+  readonly by_difficulty: Readonly<Record<Difficulty, MetricRow>>;
+  /** Selected problems without a result (counted as 0). */
+  readonly missing: number;
+}
+
+const round = (x: number) => Math.round(x * 100) / 100;
+
+function row(selected: ReadonlyArray<{ difficulty: Difficulty }>, byId: ReadonlyMap<string, ScoredProblem>, ids: ReadonlyArray<string>): MetricRow {
+  let pr = 0;
+  let ac = 0;
+  let tests = 0;
+  for (const id of ids) {
+    const s = byId.get(id);
+    if (s === undefined) continue;
+    pr += s.passFraction;
+    // "all hidden tests pass": a problem without tests cannot be accepted.
+    if (s.tests > 0 && s.passFraction === 1) ac += 1;
+    tests += s.tests;
+  }
+  const n = selected.length;
+  return { problems: n, tests, pass_rate: n === 0 ? 0 : round((100 * pr) / n), accuracy: n === 0 ? 0 : round((100 * ac) / n) };
+}
+
+/** Metrics over the selection (every problem the dataset selected), by difficulty in first-seen order. */
+export function computeMetrics(selection: ReadonlyArray<{ id: string; difficulty: Difficulty }>, scored: ReadonlyArray<ScoredProblem>): Metrics {
+  const byId = new Map(scored.map((s) => [s.problemId, s]));
+  const groups = new Map<Difficulty, Array<{ id: string; difficulty: Difficulty }>>();
+  for (const p of selection) groups.set(p.difficulty, [...(groups.get(p.difficulty) ?? []), p]);
+  const by_difficulty: Record<Difficulty, MetricRow> = {};
+  for (const [d, ps] of groups) by_difficulty[d] = row(ps, byId, ps.map((p) => p.id));
+  return {
+    ...row(selection, byId, selection.map((p) => p.id)),
+    by_difficulty,
+    missing: selection.filter((p) => !byId.has(p.id)).length,
+  };
+}
+
+/** The paper's Table 1 layout: one row, PR and AC per difficulty, plus overall. */
+export function metricsMarkdown(label: string, m: Metrics): string {
+  const ds = Object.keys(m.by_difficulty);
+  const head = `| method | ${ds.map((d) => `${d} PR | ${d} AC`).join(" | ")} | overall PR | overall AC |`;
+  const sep = `|---|${ds.map(() => "---:|---:").join("|")}|---:|---:|`;
+  const cells = ds.map((d) => `${m.by_difficulty[d]!.pass_rate.toFixed(2)} | ${m.by_difficulty[d]!.accuracy.toFixed(2)}`);
+  return `${head}\n${sep}\n| ${label} | ${cells.join(" | ")} | ${m.pass_rate.toFixed(2)} | ${m.accuracy.toFixed(2)} |\n`;
+}
+
+export function metricsCsv(label: string, m: Metrics): string {
+  const lines = ["method,difficulty,problems,tests,pass_rate,accuracy"];
+  for (const [d, r] of Object.entries(m.by_difficulty)) lines.push([label, d, r.problems, r.tests, r.pass_rate, r.accuracy].join(","));
+  lines.push([label, "overall", m.problems, m.tests, m.pass_rate, m.accuracy].join(","));
+  return `${lines.join("\n")}\n`;
+}
