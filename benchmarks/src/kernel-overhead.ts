@@ -104,6 +104,7 @@ async function referenceRun(items: number): Promise<{ ms: number; outputs: numbe
     runDir: undefined,
     emit: () => {},
     log: () => {},
+    warn: () => {},
     signal: controller.signal,
   };
   const ctx: StepContext = {

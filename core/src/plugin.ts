@@ -61,8 +61,10 @@ export interface KernelServices {
   readonly runDir: string | undefined;
   /** Appends an event `{type: "plugin", instance, event, ...data}` to the run's events.jsonl. */
   emit(event: string, data?: Record<string, unknown>): void;
-  /** A log line (shown as a plain line; above the progress bars on a TTY). */
+  /** A log line (shown as a plain line; above the progress bars on a TTY; not with --quiet). */
   log(message: string): void;
+  /** A warning: always shown (even with --quiet) and recorded as a `warning` event. */
+  warn(message: string): void;
   /** Aborted when the run is stopped (Ctrl-C); pass it to fetch, child processes, ... */
   readonly signal: AbortSignal;
 }

@@ -1,4 +1,5 @@
 /** Terminal output: errors in the house format, colour only on a TTY without NO_COLOR. */
+import { LineProgress, SilentProgress, TtyProgress, type ProgressReporter } from "../engine/progress.ts";
 import { formatError, type BdcError } from "../errors.ts";
 
 export interface Io {
@@ -30,4 +31,10 @@ export function printErrors(io: Io, errors: ReadonlyArray<BdcError>): void {
     io.err(`${head}\n${rest.map((l) => `${l}\n`).join("")}`);
   }
   if (errors.length > 1) io.err(`${errors.length} problems\n`);
+}
+
+/** Bars on a TTY, plain lines otherwise, only warnings with --quiet; all on stderr. */
+export function progressFor(io: Io, quiet: boolean): ProgressReporter {
+  const line = (l: string) => io.err(`${l}\n`);
+  return quiet ? new SilentProgress(line) : io.isTTY ? new TtyProgress() : new LineProgress(line);
 }

@@ -7,6 +7,8 @@ export interface ProgressReporter {
   itemFinished(step: string, ok: boolean): void;
   stepFinished(step: string, status: string): void;
   log(line: string): void;
+  /** Shown whatever the verbosity (`--quiet` too): something the user must not miss. */
+  warn(line: string): void;
   close(): void;
 }
 
@@ -42,6 +44,9 @@ abstract class Tracker implements ProgressReporter {
     this.changed(step, "end");
   }
   abstract log(line: string): void;
+  warn(line: string): void {
+    this.log(`warning: ${line}`);
+  }
   abstract close(): void;
   protected abstract changed(step: string, what: "start" | "item" | "end"): void;
 
@@ -128,7 +133,13 @@ export class TtyProgress extends Tracker {
 }
 
 export class SilentProgress extends Tracker {
+  constructor(private readonly warnings: (line: string) => void = (l) => process.stderr.write(`${l}\n`)) {
+    super();
+  }
   log(): void {}
+  override warn(line: string): void {
+    this.warnings(`warning: ${line}`);
+  }
   close(): void {}
   protected changed(): void {}
 }

@@ -161,6 +161,10 @@ function buildInstances(wf: ResolvedWorkflow, store: RunStore, progress: Progres
         runDir: store.dir,
         emit: (event, data) => store.event("plugin", { instance: inst.name, event, ...data }),
         log: (message) => progress.log(`[${inst.name}] ${message}`),
+        warn: (message) => {
+          store.event("warning", { instance: inst.name, message });
+          progress.warn(`[${inst.name}] ${message}`);
+        },
         signal,
       };
       const impl = yield* Effect.acquireRelease(

@@ -68,6 +68,7 @@ export class PluginTester {
       runDir: undefined,
       emit: () => {},
       log: () => {},
+      warn: () => {},
       signal: new AbortController().signal,
       ...kernel,
     };

@@ -9,13 +9,11 @@ import * as path from "node:path";
 import { stringify } from "yaml";
 import {
   BdcError,
-  LineProgress,
   loadWorkflow,
   PluginRegistry,
+  progressFor,
   resolveWorkflow,
   runWorkflow,
-  SilentProgress,
-  TtyProgress,
   type CliCommand,
   type Io,
   type ParsedArgs,
@@ -133,7 +131,7 @@ const command: CliCommand = {
     const workflow = await resolveWorkflow(loadWorkflow({ file: workflowFile, cwd: io.cwd }), { registry: PluginRegistry.discover(io.cwd), env: io.env });
     const runDir = path.join(dir, "run");
 
-    const progress = f.quiet === true ? new SilentProgress() : io.isTTY ? new TtyProgress() : new LineProgress((l) => io.err(`${l}\n`));
+    const progress = progressFor(io, f.quiet === true);
     const controller = new AbortController();
     const stop = () => controller.abort();
     process.once("SIGINT", stop);

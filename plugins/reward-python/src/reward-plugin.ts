@@ -45,7 +45,7 @@ export default definePlugin({
     const executor = createExecutor({
       sandbox: config.sandbox,
       workers: config.workers ?? os.availableParallelism(),
-      onWarning: (message) => kernel.log(message),
+      onWarning: (message) => kernel.warn(message),
     });
     const judging: Judging = {
       executor,

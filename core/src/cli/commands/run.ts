@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { stringify } from "yaml";
-import { LineProgress, SilentProgress, TtyProgress, formatDuration } from "../../engine/progress.ts";
+import { formatDuration } from "../../engine/progress.ts";
 import { runWorkflow } from "../../engine/run.ts";
 import { RUN_FILES, RunStore } from "../../engine/store.ts";
 import { BdcError, formatPath, type PathSegment } from "../../errors.ts";
@@ -9,7 +9,7 @@ import { isPlainObject } from "../../workflow/layers.ts";
 import { displayPath } from "../../workflow/source.ts";
 import { parse } from "yaml";
 import type { CommandSpec, ParsedArgs } from "../args.ts";
-import type { Io } from "../output.ts";
+import { progressFor, type Io } from "../output.ts";
 import { invocationOf, resolveInvocation, workflowFlags, type Invocation } from "../workflow-args.ts";
 
 export const runCommand: CommandSpec = {
@@ -53,7 +53,7 @@ export async function runRun(io: Io, args: ParsedArgs): Promise<number> {
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
-  const progress = args.flags.quiet === true ? new SilentProgress() : io.isTTY ? new TtyProgress() : new LineProgress((l) => io.err(`${l}\n`));
+  const progress = progressFor(io, args.flags.quiet === true);
   io.err(`${resumeDir === undefined ? "run" : "resuming"} ${workflow.name} in ${rel}\n`);
   try {
     const outcome = await runWorkflow({ workflow, dir, resume: resumeDir !== undefined, progress, signal: controller.signal, invocation: inv });
