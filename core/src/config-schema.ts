@@ -46,9 +46,9 @@ const FilePathId = Symbol.for("@bdc/core/FilePath");
  */
 export const FilePath: Schema.Schema<string> = Schema.String.annotations({ [FilePathId]: true, title: "path" });
 
-/** Config keys holding a FilePath ("one") or a list of them ("many"). */
-export function filePathKeys(schema: Schema.Schema.Any): Map<string, "one" | "many"> {
-  const out = new Map<string, "one" | "many">();
+/** Config keys holding a FilePath ("one"), a list of them ("many") or a name -> FilePath map ("map"). */
+export function filePathKeys(schema: Schema.Schema.Any): Map<string, "one" | "many" | "map"> {
+  const out = new Map<string, "one" | "many" | "map">();
   const ast = Schema.typeSchema(schema).ast;
   if (!AST.isTypeLiteral(ast)) return out;
   const isPath = (t: AST.AST): boolean => FilePathId in t.annotations || (AST.isUnion(t) && t.types.some(isPath)) || (AST.isRefinement(t) && isPath(t.from));
@@ -56,6 +56,7 @@ export function filePathKeys(schema: Schema.Schema.Any): Map<string, "one" | "ma
     const members = AST.isUnion(p.type) ? p.type.types : [p.type];
     if (members.some(isPath)) out.set(String(p.name), "one");
     else if (members.some((m) => AST.isTupleType(m) && m.rest.some((r) => isPath(r.type)))) out.set(String(p.name), "many");
+    else if (members.some((m) => AST.isTypeLiteral(m) && m.indexSignatures.some((i) => isPath(i.type)))) out.set(String(p.name), "map");
   }
   return out;
 }
@@ -69,6 +70,9 @@ export function resolveFilePaths(schema: Schema.Schema.Any, config: Record<strin
     const v = config[key];
     if (arity === "one" && typeof v === "string") config[key] = path.resolve(dirOf([key]), v);
     if (arity === "many" && Array.isArray(v)) config[key] = v.map((x, i) => (typeof x === "string" ? path.resolve(dirOf([key, i]), x) : x));
+    if (arity === "map" && typeof v === "object" && v !== null && !Array.isArray(v)) {
+      config[key] = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, typeof x === "string" ? path.resolve(dirOf([key, k]), x) : x]));
+    }
   }
 }
 

@@ -24,13 +24,16 @@ export { FilePath, option, optional, required, decodeConfig, encodeConfig, descr
 export type { ConfigSchema, ConfigProblem } from "./config-schema.ts";
 export { BdcError, BdcErrors, ErrorCodes, formatError, formatPath, isBdcError, toBdcErrors } from "./errors.ts";
 export type { ErrorCode, Origin, ConfigPath } from "./errors.ts";
-export { PluginRegistry, pluginShapeProblems } from "./registry.ts";
+export { PluginRegistry, findProjectRoot, pluginShapeProblems } from "./registry.ts";
+export { choicesHint, nearest } from "./util/suggest.ts";
 export type { PluginEntry } from "./registry.ts";
 export { loadWorkflow } from "./workflow/load.ts";
 export type { LoadOptions, Loaded } from "./workflow/load.ts";
 export { resolveWorkflow } from "./workflow/resolve.ts";
 export type { ResolvedWorkflow, ResolvedInstance, ResolvedStep } from "./workflow/resolve.ts";
 export { runWorkflow } from "./engine/run.ts";
+export { instantiate } from "./engine/instances.ts";
+export type { Instances, InstanceServices } from "./engine/instances.ts";
 export type { RunOptions, RunOutcome, RunSummary, StepSummary } from "./engine/run.ts";
 export { LineProgress, SilentProgress, TtyProgress } from "./engine/progress.ts";
 export type { ProgressReporter } from "./engine/progress.ts";

@@ -56,6 +56,9 @@ steps:
   assert.deepEqual(outputs(r.dir, "c")[0]!.output, { id: "all", data: null, read: { a: 12, b: 12 } });
   assert.ok([a, b, c].every((p) => p!.closed), "instances are closed when the run ends");
   assert.deepEqual(r.summary.steps.a!.summary, { ok: 12, failed: 0 });
+  // stats() of every instance lands in summary.json, taken before the instances are closed.
+  assert.deepEqual(r.summary.instances, { a: { items: 12, closed_yet: false }, b: { items: 12, closed_yet: false }, c: { items: 1, closed_yet: false } });
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(r.dir, "summary.json"), "utf8")).instances.c, { items: 1, closed_yet: false });
 });
 
 test("on_error continue: failed items are recorded, others go on, the run fails; resume retries only them", async () => {

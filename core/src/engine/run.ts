@@ -9,7 +9,8 @@ import * as path from "node:path";
 import { Cause, Deferred, Effect, Exit } from "effect";
 import { stringify } from "yaml";
 import { BdcError, toBdcErrors } from "../errors.ts";
-import type { DatasetImpl, Item, KernelServices, StepContext, StepImpl, StepResult } from "../plugin.ts";
+import type { DatasetImpl, Item, StepContext, StepImpl, StepResult } from "../plugin.ts";
+import { instantiate, type InstanceServices, type Instances } from "./instances.ts";
 import { writeReport } from "../report/html.ts";
 import type { ResolvedStep, ResolvedWorkflow } from "../workflow/resolve.ts";
 import { SilentProgress, type ProgressReporter } from "./progress.ts";
@@ -41,6 +42,8 @@ export interface RunSummary {
   sessions: number;
   steps: Record<string, StepSummary>;
   plugins: Record<string, string>;
+  /** `stats()` of instances that have it (e.g. a policy's tokens and cost). */
+  instances?: Record<string, Record<string, unknown>>;
 }
 
 export interface RunOptions {
@@ -91,8 +94,25 @@ export async function runWorkflow(options: RunOptions): Promise<RunOutcome> {
   const runAbort = new AbortController();
   store.event("run.start", { workflow: wf.name, resume: options.resume === true, pid: process.pid, session: summary.sessions });
 
+  const services: InstanceServices = {
+    runDir: store.dir,
+    signal: runAbort.signal,
+    emit: (instance, event, data) => store.event("plugin", { instance, event, ...data }),
+    log: (instance, message) => progress.log(`[${instance}] ${message}`),
+    warn: (instance, message) => {
+      store.event("warning", { instance, message });
+      progress.warn(`[${instance}] ${message}`);
+    },
+  };
   const program = Effect.gen(function* () {
-    const impls = yield* buildInstances(wf, store, progress, runAbort.signal);
+    const impls = yield* Effect.acquireRelease(
+      Effect.tryPromise({ try: () => instantiate(wf, wf.used, services), catch: (e) => toBdcErrors(e)[0]! }),
+      (built) =>
+        Effect.promise(async () => {
+          summary.instances = await built.stats().catch((e) => ({ error: { message: String(e) } }));
+          await built.close();
+        }),
+    );
     const semaphore = yield* Effect.makeSemaphore(wf.concurrency);
     const finished = new Map<string, Deferred.Deferred<StepStatus>>();
     for (const s of wf.steps) finished.set(s.name, yield* Deferred.make<StepStatus>());
@@ -143,59 +163,7 @@ export async function runWorkflow(options: RunOptions): Promise<RunOutcome> {
   return { status, dir: options.dir, summary, exitCode: status === "succeeded" ? 0 : status === "failed" ? 1 : 130 };
 }
 
-type Built = Map<string, unknown>;
-
-/** Builds instances dependencies-first; `close()` / `Symbol.asyncDispose` run when the run ends. */
-function buildInstances(wf: ResolvedWorkflow, store: RunStore, progress: ProgressReporter, signal: AbortSignal) {
-  return Effect.gen(function* () {
-    const built: Built = new Map();
-    for (const inst of wf.instances.values()) {
-      if (!wf.used.has(inst.name)) continue;
-      const deps: Record<string, unknown> = {};
-      for (const [key, ref] of Object.entries(inst.refs)) {
-        deps[key] = ref === undefined ? undefined : typeof ref === "string" ? built.get(ref) : ref.map((r) => built.get(r));
-      }
-      const kernel: KernelServices = {
-        instance: inst.name,
-        baseDir: inst.baseDir,
-        runDir: store.dir,
-        emit: (event, data) => store.event("plugin", { instance: inst.name, event, ...data }),
-        log: (message) => progress.log(`[${inst.name}] ${message}`),
-        warn: (message) => {
-          store.event("warning", { instance: inst.name, message });
-          progress.warn(`[${inst.name}] ${message}`);
-        },
-        signal,
-      };
-      const impl = yield* Effect.acquireRelease(
-        Effect.tryPromise({
-          try: async () => inst.plugin.make(inst.config, deps as never, kernel),
-          catch: (cause) =>
-            toBdcErrors(cause)[0]!.with({
-              code: cause instanceof BdcError ? cause.code : "BDC_PLUGIN_MAKE",
-              message: `cannot build instance "${inst.name}": ${cause instanceof Error ? cause.message : String(cause)}`,
-              plugin: inst.plugin.id,
-              path: ["plugins", inst.name],
-            }),
-        }),
-        (impl) => Effect.promise(() => dispose(impl)).pipe(Effect.ignore),
-      );
-      built.set(inst.name, impl);
-    }
-    return built;
-  });
-}
-
-async function dispose(impl: unknown): Promise<void> {
-  if (typeof impl !== "object" || impl === null) return;
-  const o = impl as { close?: () => unknown; [Symbol.asyncDispose]?: () => unknown };
-  const asyncDispose = (Symbol as { asyncDispose?: symbol }).asyncDispose;
-  if (asyncDispose !== undefined && typeof (o as Record<symbol, unknown>)[asyncDispose] === "function") {
-    await (o as Record<symbol, () => unknown>)[asyncDispose]!();
-  } else if (typeof o.close === "function") {
-    await o.close();
-  }
-}
+type Built = Instances;
 
 function skipStep(step: ResolvedStep, summary: RunSummary, store: RunStore): StepStatus {
   summary.steps[step.name]!.status = "skipped";
@@ -214,7 +182,7 @@ function runStep(
   runSignal: AbortSignal,
 ): Effect.Effect<StepStatus, BdcError> {
   return Effect.gen(function* () {
-    const impl = impls.get(step.instance) as StepImpl;
+    const impl = impls.get<StepImpl>(step.instance);
     const dir = store.stepDir(step.name);
     const t0 = performance.now();
     const outputsCache = new Map<string, ReadonlyArray<Item>>();
@@ -318,7 +286,7 @@ function failStep(s: StepSummary, step: ResolvedStep, store: RunStore, e: BdcErr
 async function stepItems(step: ResolvedStep, impls: Built, store: RunStore, signal: AbortSignal): Promise<Item[]> {
   if (step.forEach === undefined) return [{ id: "all", data: null }];
   if (step.forEach.kind === "step") return [...store.finished(step.forEach.name).values()].map((r) => ({ id: r.id, data: r.output }));
-  const dataset = impls.get(step.forEach.name) as DatasetImpl;
+  const dataset = impls.get<DatasetImpl>(step.forEach.name);
   const out: Item[] = [];
   const seen = new Set<string>();
   for await (const item of await dataset.items(signal)) {

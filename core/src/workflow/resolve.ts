@@ -55,6 +55,11 @@ export interface ResolveOptions {
   readonly registry: PluginRegistry;
   /** Run plugins' preflight checks (API keys, files ...). Default true. */
   readonly preflight?: boolean;
+  /**
+   * Resolve for these instances rather than for the steps (`bdc ask`): they and what they
+   * reference are the `used` set, and only they are preflighted.
+   */
+  readonly for?: ReadonlyArray<string>;
   readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
@@ -147,7 +152,7 @@ export async function resolveWorkflow(loaded: Loaded, options: ResolveOptions): 
 
   // 5. Steps.
   const steps = resolveSteps(stepDocs, candidates, wf.run?.concurrency ?? DEFAULT_CONCURRENCY, wf.run?.on_error ?? "continue", fail);
-  if (errors.length === 0 && steps.length === 0) {
+  if (errors.length === 0 && steps.length === 0 && options.for === undefined) {
     fail("BDC_NO_STEPS", ["steps"], "the workflow has no enabled step", "add a step under `steps:` (see README, \"Workflow files\")");
   }
 
@@ -158,9 +163,13 @@ export async function resolveWorkflow(loaded: Loaded, options: ResolveOptions): 
     used.add(name);
     for (const ref of Object.values(candidates.get(name)?.refs ?? {})) for (const r of [ref ?? []].flat()) visit(r);
   };
-  for (const s of steps) {
-    visit(s.instance);
-    if (s.forEach?.kind === "dataset") visit(s.forEach.name);
+  if (options.for !== undefined) {
+    for (const name of options.for) if (candidates.get(name)?.enabled === true) visit(name);
+  } else {
+    for (const s of steps) {
+      visit(s.instance);
+      if (s.forEach?.kind === "dataset") visit(s.forEach.name);
+    }
   }
   if (errors.length === 0 && options.preflight !== false) {
     const env = options.env ?? process.env;

@@ -1,0 +1,16 @@
+/**
+ * @bdc/policy: what every policy LLM plugin shares. A provider plugin implements a
+ * ProviderClient with its official SDK and calls createPolicy; it gets the response cache,
+ * retries, rate limits and accounting for free.
+ */
+export * from "./types.ts";
+export { policyFields, PolicyConfig, CacheMode } from "./config.ts";
+export { createPolicy } from "./create-policy.ts";
+export type { PolicyOptions } from "./create-policy.ts";
+export { apiKeyProblems } from "./api-key.ts";
+export { cacheKey, canonicalJson, ResponseCache } from "./cache.ts";
+export { backoffMs, parseRetryAfter, withRetries, DEFAULT_RETRY } from "./retry.ts";
+export type { RetryPolicy } from "./retry.ts";
+export { Limiter } from "./rate-limit.ts";
+export { BUILTIN_PROMPTS_DIR, promptLibrary, renderTemplate, variablesOf } from "./prompts/templates.ts";
+export type { PromptLibrary } from "./prompts/templates.ts";

@@ -1,0 +1,119 @@
+/**
+ * The policy contract: an LLM that turns chat messages into a completion. Provider plugins
+ * (OpenAI, Anthropic, Ollama, ...) implement only a `ProviderClient`; retries, rate limits, the
+ * response cache and cost accounting are shared (createPolicy).
+ */
+
+export interface ChatMessage {
+  readonly role: "system" | "user" | "assistant";
+  readonly content: string;
+}
+
+/** Sampling parameters; every one of them is part of the cache key. */
+export interface Sampling {
+  /** 0 = greedy (the paper's setting). */
+  readonly temperature: number;
+  readonly top_p?: number | undefined;
+  readonly max_tokens: number;
+  readonly stop?: ReadonlyArray<string> | undefined;
+  readonly seed?: number | undefined;
+}
+
+/** What a provider is asked: the messages (system prompt included) and the sampling. */
+export interface ProviderRequest {
+  readonly model: string;
+  readonly messages: ReadonlyArray<ChatMessage>;
+  readonly sampling: Sampling;
+  readonly stream: boolean;
+  readonly timeoutMs: number;
+}
+
+export interface ProviderResponse {
+  readonly text: string;
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  /** "stop", "length", ... as the provider says. */
+  readonly finishReason?: string | undefined;
+  /** The model that answered (providers may resolve aliases). */
+  readonly model?: string | undefined;
+}
+
+/**
+ * Why a request failed, normalised across providers so that one retry policy serves all:
+ * rate_limit, server, timeout, connection and malformed are retried; the others fail fast.
+ */
+export type ProviderErrorKind =
+  | "rate_limit" // 429
+  | "server" // 5xx, 529 overloaded
+  | "timeout"
+  | "connection" // reset, refused, DNS
+  | "malformed" // a 2xx whose body is not what the protocol says
+  | "auth" // 401/403: bad or missing key
+  | "not_found" // 404: unknown model or wrong base URL
+  | "bad_request" // other 4xx
+  | "aborted";
+
+export class ProviderError extends Error {
+  override readonly name = "ProviderError";
+  constructor(
+    readonly kind: ProviderErrorKind,
+    message: string,
+    readonly status?: number,
+    /** From Retry-After (or the provider's equivalent), when given. */
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+export const RETRYABLE: ReadonlySet<ProviderErrorKind> = new Set(["rate_limit", "server", "timeout", "connection", "malformed"]);
+
+/** A provider's wire protocol, behind its official SDK. Must throw ProviderError on failure. */
+export interface ProviderClient {
+  /** "openai", "anthropic", "ollama": part of the cache key and of messages. */
+  readonly provider: string;
+  /** Where requests go (part of the cache key: two servers may serve different weights under one name). */
+  readonly endpoint: string;
+  send(request: ProviderRequest, signal: AbortSignal): Promise<ProviderResponse>;
+}
+
+export interface Completion {
+  readonly text: string;
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly cached: boolean;
+  readonly latencyMs: number;
+  readonly retries: number;
+  /** USD, from the instance's prices (0 when cached or unpriced). */
+  readonly costUsd: number;
+  readonly finishReason?: string | undefined;
+  readonly model: string;
+}
+
+export interface Usage {
+  readonly calls: number;
+  readonly cached: number;
+  readonly failed: number;
+  readonly retries: number;
+  readonly input_tokens: number;
+  readonly output_tokens: number;
+  readonly cost_usd: number;
+  readonly latency_ms_total: number;
+}
+
+/** The `policy` slot: what search plugins call. */
+export interface Policy {
+  /** The instance name (agents are told apart by it). */
+  readonly name: string;
+  readonly model: string;
+  readonly provider: string;
+  complete(messages: ReadonlyArray<ChatMessage>, options?: { readonly sampling?: Partial<Sampling>; readonly signal?: AbortSignal }): Promise<Completion>;
+  /** Totals so far (also in the run's summary.json under instances.<name>). */
+  usage(): Usage;
+}
+
+declare module "@bdc/core" {
+  interface SlotTypes {
+    policy: Policy;
+  }
+}
