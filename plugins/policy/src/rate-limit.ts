@@ -12,6 +12,7 @@ export class Limiter {
     private readonly rpm?: number,
     private readonly tpm?: number,
     private readonly now: () => number = Date.now,
+    private readonly sleep: (ms: number, signal: AbortSignal) => Promise<void> = abortableSleep,
   ) {}
 
   /** Waits for a slot, then for the per-minute budgets; returns the release function. */
@@ -22,7 +23,7 @@ export class Limiter {
       for (;;) {
         const wait = this.waitMs(estimatedTokens);
         if (wait <= 0) break;
-        await abortableSleep(wait, signal);
+        await this.sleep(wait, signal);
       }
     } catch (e) {
       this.release();
