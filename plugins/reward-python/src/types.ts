@@ -166,11 +166,3 @@ export interface TestOutcome {
   readonly error?: string;
 }
 
-export interface ProblemScore {
-  readonly problemId: string;
-  readonly difficulty: Difficulty;
-  /** Fraction of tests passed, 0..1. */
-  readonly passFraction: number;
-  readonly verdicts: ReadonlyArray<Verdict>;
-  readonly tests: ReadonlyArray<TestOutcome>;
-}
