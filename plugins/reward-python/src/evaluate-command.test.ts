@@ -8,16 +8,22 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, test } from "node:test";
 import { cli } from "@bdc/core";
+import { checkSandbox } from "./sandbox/executor.ts";
 
 const repo = path.resolve(import.meta.dirname, "../../..");
 const problems = path.join(repo, "workflows/data/quickstart-problems.jsonl");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-evaluate-"));
+// In bubblewrap wherever it works; a developer without it still tests the evaluator (unsandboxed,
+// it warns); CI must have it.
+const sandbox = checkSandbox().ok ? "bwrap" : "none";
+if (sandbox === "none" && process.env.CI !== undefined) throw new Error("CI must evaluate in bubblewrap (apt-get install -y bubblewrap)");
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 async function bdc(...argv: string[]) {
   let out = "";
   let err = "";
-  const code = await cli(argv, { out: (t) => void (out += t), err: (t) => void (err += t), cwd: repo, env: { PATH: process.env.PATH }, isTTY: false });
+  const args = argv[0] === "evaluate" && !argv.includes("--sandbox") ? [...argv, "--sandbox", sandbox] : argv;
+  const code = await cli(args, { out: (t) => void (out += t), err: (t) => void (err += t), cwd: repo, env: { PATH: process.env.PATH }, isTTY: false });
   return { code, out, err, json: () => JSON.parse(out.trim().split("\n").at(-1)!) as Record<string, unknown> };
 }
 
