@@ -1,3 +1,5 @@
+import * as path from "node:path";
+import { fileURLToPath } from "node:url";
 /**
  * Shared pieces of the benchmarks: command-line flags, statistics and the shape every
  * benchmark exports so that run-all.ts can run it.
@@ -90,3 +92,21 @@ export function table(header: ReadonlyArray<string>, rows: ReadonlyArray<Readonl
 }
 
 export const fmt = (x: number, digits = 2): string => (Number.isFinite(x) ? x.toFixed(digits) : "-");
+
+/** Prints an outcome (table or JSON) and returns the exit code: 0 target met, 1 missed. */
+export function printOutcome(flags: BenchFlags, outcome: BenchOutcome): number {
+  process.stdout.write(`${flags.json ? JSON.stringify(outcome.json, null, 2) : outcome.text}\n`);
+  return outcome.pass ? 0 : 1;
+}
+
+/** Runs `main` when the module is the script node started (not when run-all imports it); errors exit 2. */
+export function runIfMain(moduleUrl: string, name: string, main: (argv: ReadonlyArray<string>) => Promise<number>): void {
+  if (process.argv[1] === undefined || path.resolve(process.argv[1]) !== fileURLToPath(moduleUrl)) return;
+  main(process.argv.slice(2)).then(
+    (code) => (process.exitCode = code),
+    (e: unknown) => {
+      process.stderr.write(`${name}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exitCode = 2;
+    },
+  );
+}

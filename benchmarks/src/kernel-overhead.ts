@@ -19,7 +19,6 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
 import {
   loadWorkflow,
   PluginRegistry,
@@ -31,7 +30,7 @@ import {
   type StepContext,
   type StepImpl,
 } from "@bdc/core";
-import { FLAGS_HELP, fmt, parseFlags, stats, table, type Benchmark, type BenchOutcome, type Stats } from "./common.ts";
+import { FLAGS_HELP, fmt, parseFlags, stats, table, type Benchmark, type BenchOutcome, type Stats, printOutcome, runIfMain } from "./common.ts";
 import noopPlugin from "./plugins/noop-step.ts";
 import rangePlugin from "./plugins/range-dataset.ts";
 
@@ -327,16 +326,7 @@ async function main(argv: ReadonlyArray<string>): Promise<number> {
     return 0;
   }
   const outcome = await kernelOverhead.run(flags, (line) => process.stderr.write(`${line}\n`));
-  process.stdout.write(`${flags.json ? JSON.stringify(outcome.json, null, 2) : outcome.text}\n`);
-  return outcome.pass ? 0 : 1;
+  return printOutcome(flags, outcome);
 }
 
-if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2)).then(
-    (code) => (process.exitCode = code),
-    (e: unknown) => {
-      process.stderr.write(`kernel-overhead: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-      process.exitCode = 2;
-    },
-  );
-}
+runIfMain(import.meta.url, "kernel-overhead", main);

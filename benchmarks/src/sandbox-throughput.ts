@@ -21,10 +21,8 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { fileURLToPath } from "node:url";
-import { checkSandbox, createExecutor } from "../../plugins/reward-python/src/sandbox/executor.ts";
-import { DEFAULT_LIMITS, type ExecRequest, type ExecTest, type Limits } from "../../plugins/reward-python/src/types.ts";
-import { FLAGS_HELP, fmt, parseFlags, stats, table, type Benchmark, type BenchFlags, type BenchOutcome, type Stats } from "./common.ts";
+import { checkSandbox, createExecutor, DEFAULT_LIMITS, type ExecRequest, type ExecTest, type Limits } from "@bdc/reward-python";
+import { FLAGS_HELP, fmt, parseFlags, stats, table, type Benchmark, type BenchFlags, type BenchOutcome, type Stats, printOutcome, runIfMain } from "./common.ts";
 
 export const TARGET_TESTS_PER_S = 77;
 export const DEFAULT_DATA = path.resolve(import.meta.dirname, "../..", "../shared/data/apps-train-sample.jsonl");
@@ -340,16 +338,7 @@ async function main(argv: ReadonlyArray<string>): Promise<number> {
     return 0;
   }
   const outcome = await runWith(flags, data === undefined ? undefined : path.resolve(data), (line) => process.stderr.write(`${line}\n`));
-  process.stdout.write(`${flags.json ? JSON.stringify(outcome.json, null, 2) : outcome.text}\n`);
-  return outcome.pass ? 0 : 1;
+  return printOutcome(flags, outcome);
 }
 
-if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  main(process.argv.slice(2)).then(
-    (code) => (process.exitCode = code),
-    (e: unknown) => {
-      process.stderr.write(`sandbox-throughput: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-      process.exitCode = 2;
-    },
-  );
-}
+runIfMain(import.meta.url, "sandbox-throughput", main);
