@@ -75,6 +75,7 @@ pre{background:#f6f8fa;padding:.8rem;overflow:auto;border-radius:6px} .meta{colo
 <table><thead><tr><th>step</th><th>plugin</th><th>status</th><th>items</th><th>done</th><th>failed</th><th>resumed</th><th>seconds</th></tr></thead>
 <tbody>${rows}</tbody></table>
 ${sections}
+${summary.instances === undefined || Object.keys(summary.instances).length === 0 ? "" : `<h2>Instances</h2>\n${valueTable(summary.instances)}`}
 <h2>Plugins</h2>
 <table><thead><tr><th>instance</th><th>plugin</th></tr></thead><tbody>
 ${Object.entries(summary.plugins).map(([i, p]) => `<tr><td>${esc(i)}</td><td><code>${esc(p)}</code></td></tr>`).join("\n")}

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, test } from "node:test";
-import { loadWorkflow, PluginRegistry, resolveWorkflow, runWorkflow } from "@bdc/core";
+import { cli, loadWorkflow, PluginRegistry, resolveWorkflow, runWorkflow } from "@bdc/core";
 import { startEchoServer } from "./dev/echo-server.ts";
 
 const repo = path.resolve(import.meta.dirname, "../../..");
@@ -53,4 +53,10 @@ steps:
   const again = second.summary.instances!.local as Record<string, number>;
   assert.deepEqual([again.calls, again.cached, again.cost_usd], [3, 3, 0]);
   assert.equal(server.requests(), 3, "the rerun made no request");
+
+  // `bdc run` says what the run spent (here: nothing new, all from the cache).
+  let err = "";
+  const code = await cli(["run", file, "--out", path.join(tmp, "run3"), "--quiet"], { out: () => {}, err: (t) => void (err += t), cwd: tmp, env: {}, isTTY: false });
+  assert.equal(code, 0, err);
+  assert.match(err, /\nspent: 0 input \+ 0 output tokens, \$0\.0000 \(local \$0\.0000\)\n/);
 });

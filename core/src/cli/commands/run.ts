@@ -61,6 +61,8 @@ export async function runRun(io: Io, args: ParsedArgs): Promise<number> {
     const done = steps.reduce((n, s) => n + s.done, 0);
     const failed = steps.reduce((n, s) => n + s.failed, 0);
     io.err(`${outcome.status}: ${done} item${done === 1 ? "" : "s"} done, ${failed} failed in ${formatDuration(outcome.summary.duration_s ?? 0)}; report: ${path.join(rel, "report.html")}\n`);
+    const spent = spending(outcome.summary.instances);
+    if (spent !== undefined) io.err(`${spent}\n`);
     if (outcome.status === "interrupted") io.err(`resume with: pnpm bdc run --resume ${rel}\n`);
     if (outcome.status === "failed") io.err(`failures are listed in ${path.join(rel, "summary.json")}; fix the cause and rerun the failed items with: pnpm bdc run --resume ${rel}\n`);
     io.out(`${rel}\n`);
@@ -114,4 +116,16 @@ function diffPaths(a: unknown, b: unknown, at: PathSegment[]): PathSegment[][] {
 function timestamp(d = new Date()): string {
   const p = (n: number) => String(n).padStart(2, "0");
   return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}`;
+}
+
+/** "spent: 1200 input + 300 output tokens, $0.0123 (gpt $0.01, claude $0.0023)" from instances whose stats count tokens. */
+function spending(instances: Record<string, Record<string, unknown>> | undefined): string | undefined {
+  const rows = Object.entries(instances ?? {}).filter(([, s]) => typeof s.input_tokens === "number" && typeof s.output_tokens === "number");
+  if (rows.length === 0) return undefined;
+  const num = (s: Record<string, unknown>, k: string) => (typeof s[k] === "number" ? (s[k] as number) : 0);
+  const input = rows.reduce((n, [, s]) => n + num(s, "input_tokens"), 0);
+  const output = rows.reduce((n, [, s]) => n + num(s, "output_tokens"), 0);
+  const cost = rows.reduce((n, [, s]) => n + num(s, "cost_usd"), 0);
+  const per = rows.map(([name, s]) => `${name} $${num(s, "cost_usd").toFixed(4)}`).join(", ");
+  return `spent: ${input} input + ${output} output tokens, $${cost.toFixed(4)} (${per})`;
 }
