@@ -8,8 +8,9 @@
 import { FLAGS_HELP, parseFlags, type Benchmark } from "./common.ts";
 import { kernelOverhead } from "./kernel-overhead.ts";
 import { sandboxThroughput } from "./sandbox-throughput.ts";
+import { searchOverhead } from "./search-overhead.ts";
 
-export const BENCHMARKS: ReadonlyArray<Benchmark> = [kernelOverhead, sandboxThroughput];
+export const BENCHMARKS: ReadonlyArray<Benchmark> = [kernelOverhead, sandboxThroughput, searchOverhead];
 
 async function main(argv: ReadonlyArray<string>): Promise<number> {
   const flags = parseFlags(argv);

@@ -88,9 +88,10 @@ export function workflowJsonSchema(plugins: ReadonlyArray<AnyPlugin>): Json {
   const defs: Json = { ...((made.$defs as Json | undefined) ?? {}) };
   const properties = { ...(made.properties as Json) };
   const sorted = [...plugins].sort((a, b) => a.id.localeCompare(b.id));
+  // `use` is not required here: overlays set single keys of instances the base declares
+  // (the kernel checks the merged document).
   const instance = {
     type: "object",
-    required: ["use"],
     additionalProperties: false,
     properties: {
       use: {

@@ -1,0 +1,22 @@
+/**
+ * @bdc/policy-auto: `policy/auto`, a policy on whatever model access the user has (OpenAI,
+ * Anthropic, an OpenAI-compatible server, Ollama), built on those provider plugins.
+ */
+export {
+  default as autoPolicyPlugin,
+  AutoConfig,
+  chooseProvider,
+  DEFAULT_PREFER,
+  describeChoice,
+  makeAutoPlugin,
+  NO_ACCESS_HINT,
+  noAccessMessage,
+  noAccessProblem,
+  OLLAMA_PROBE_TIMEOUT_MS,
+  ollamaHostUrl,
+  probeOllama,
+  PROVIDERS,
+  README_SECTION,
+  underlyingConfig,
+} from "./auto-plugin.ts";
+export type { AutoOptions, Choice, Env, Provider } from "./auto-plugin.ts";
