@@ -64,7 +64,7 @@ export default definePlugin({
         fs.writeFileSync(path.join(ctx.dir, "table.md"), metricsMarkdown(config.label, metrics));
         fs.writeFileSync(path.join(ctx.dir, "table.csv"), metricsCsv(config.label, metrics));
         kernel.emit("metrics", { pass_rate: metrics.pass_rate, accuracy: metrics.accuracy });
-        return { ...metrics, sandboxed: reward.sandboxed };
+        return { label: config.label, ...metrics, sandboxed: reward.sandboxed };
       },
     };
   },

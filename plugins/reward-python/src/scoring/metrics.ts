@@ -61,18 +61,37 @@ export function computeMetrics(selection: ReadonlyArray<{ id: string; difficulty
   };
 }
 
-/** The paper's Table 1 layout: one row, PR and AC per difficulty, plus overall. */
+/** The paper's Table 1 layout: a row per method, PR and AC per difficulty, plus overall. */
 export function metricsMarkdown(label: string, m: Metrics): string {
-  const ds = Object.keys(m.by_difficulty);
-  const head = `| method | ${ds.map((d) => `${d} PR | ${d} AC`).join(" | ")} | overall PR | overall AC |`;
-  const sep = `|---|${ds.map(() => "---:|---:").join("|")}|---:|---:|`;
-  const cells = ds.map((d) => `${m.by_difficulty[d]!.pass_rate.toFixed(2)} | ${m.by_difficulty[d]!.accuracy.toFixed(2)}`);
-  return `${head}\n${sep}\n| ${label} | ${cells.join(" | ")} | ${m.pass_rate.toFixed(2)} | ${m.accuracy.toFixed(2)} |\n`;
+  return metricsTableMarkdown([{ label, metrics: m }]);
 }
 
 export function metricsCsv(label: string, m: Metrics): string {
+  return metricsTableCsv([{ label, metrics: m }]);
+}
+
+export interface LabelledMetrics {
+  readonly label: string;
+  readonly metrics: Metrics;
+}
+
+/** Difficulties in first-seen order across the rows. */
+const difficultiesOf = (rows: ReadonlyArray<LabelledMetrics>) => [...new Set(rows.flatMap((r) => Object.keys(r.metrics.by_difficulty)))];
+
+export function metricsTableMarkdown(rows: ReadonlyArray<LabelledMetrics>): string {
+  const ds = difficultiesOf(rows);
+  const cell = (r: MetricRow | undefined) => (r === undefined ? "- | -" : `${r.pass_rate.toFixed(2)} | ${r.accuracy.toFixed(2)}`);
+  const head = `| method | ${ds.map((d) => `${d} PR | ${d} AC`).join(" | ")} | overall PR | overall AC |`;
+  const sep = `|---|${ds.map(() => "---:|---:").join("|")}|---:|---:|`;
+  const body = rows.map(({ label, metrics: m }) => `| ${label} | ${ds.map((d) => cell(m.by_difficulty[d])).join(" | ")} | ${cell(m)} |`);
+  return `${[head, sep, ...body].join("\n")}\n`;
+}
+
+export function metricsTableCsv(rows: ReadonlyArray<LabelledMetrics>): string {
   const lines = ["method,difficulty,problems,tests,pass_rate,accuracy"];
-  for (const [d, r] of Object.entries(m.by_difficulty)) lines.push([label, d, r.problems, r.tests, r.pass_rate, r.accuracy].join(","));
-  lines.push([label, "overall", m.problems, m.tests, m.pass_rate, m.accuracy].join(","));
+  for (const { label, metrics: m } of rows) {
+    for (const [d, r] of Object.entries(m.by_difficulty)) lines.push([label, d, r.problems, r.tests, r.pass_rate, r.accuracy].join(","));
+    lines.push([label, "overall", m.problems, m.tests, m.pass_rate, m.accuracy].join(","));
+  }
   return `${lines.join("\n")}\n`;
 }

@@ -1,0 +1,50 @@
+/**
+ * `bdc table RUN...`: the paper's Table 1 from several runs (ZeroShot, MC-Tree-Of-Agents,
+ * +Pruning, ...): one row per scoring step, PR and AC per difficulty, as Markdown or CSV.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { BdcError, type CliCommand, type RunSummary } from "@bdc/core";
+import { metricsTableCsv, metricsTableMarkdown, type LabelledMetrics, type Metrics } from "./scoring/metrics.ts";
+
+export function scoreRows(runDir: string): LabelledMetrics[] {
+  const file = path.join(runDir, "summary.json");
+  if (!fs.existsSync(file)) {
+    throw new BdcError({ code: "BDC_RUN_DIR", message: `${runDir} has no summary.json`, hint: "pass run directories written by `bdc run` (or `bdc evaluate --out DIR`/run)" });
+  }
+  const summary = JSON.parse(fs.readFileSync(file, "utf8")) as RunSummary;
+  return Object.entries(summary.steps).flatMap(([step, s]) => {
+    const m = s.summary as (Metrics & { label?: string }) | undefined;
+    if (!s.plugin.startsWith("step/score@") || m === undefined || m.by_difficulty === undefined) return [];
+    return [{ label: m.label ?? `${summary.workflow}/${step}`, metrics: m }];
+  });
+}
+
+const command: CliCommand = {
+  spec: {
+    name: "table",
+    summary: "The paper's Table 1 from runs: a row per scoring step, PR and AC per difficulty.",
+    usage: "bdc table RUN_DIR... [--csv] [--out FILE]",
+    minPositionals: 1,
+    maxPositionals: Infinity,
+    flags: {
+      csv: { type: "boolean", description: "CSV instead of Markdown" },
+      out: { type: "string", value: "FILE", description: "write to FILE instead of standard output" },
+    },
+  },
+  async run(io, args) {
+    const rows = args.positionals.flatMap((dir) => scoreRows(path.resolve(io.cwd, dir)));
+    if (rows.length === 0) {
+      throw new BdcError({ code: "BDC_USAGE", message: "no scoring step (step/score) with results in these runs", hint: "a Table 1 row comes from a workflow whose steps include step/score" });
+    }
+    const text = args.flags.csv === true ? metricsTableCsv(rows) : metricsTableMarkdown(rows);
+    if (args.flags.out === undefined) io.out(text);
+    else {
+      fs.writeFileSync(path.resolve(io.cwd, args.flags.out as string), text);
+      io.err(`wrote ${args.flags.out as string}\n`);
+    }
+    return 0;
+  },
+};
+
+export default command;
