@@ -8,6 +8,10 @@
  * the summary). Limits: at most max_total refinements per search (RethinkMCTS "rethink": 2) and
  * max_per_node per node position. With fewer than two agents (or the node's agent unknown) there
  * is no different agent: nothing is refined.
+ *
+ * `summarizer: same` (not the paper's rule): the node's own agent writes the summary too, for
+ * single-agent searches such as RethinkMCTS (Li et al. 2024), whose "rethink" reflects on the
+ * failed verification with the one model it has; then one agent suffices.
  */
 import { Schema } from "effect";
 import { definePlugin, option } from "@bdc/core";
@@ -23,9 +27,10 @@ export function bestProgram(programs: ReadonlyArray<ProgramRecord>): ProgramReco
 export default definePlugin({
   id: "refine/summary",
   version: "0.1.0",
-  description: "Refine (paper eq. 7-8): a different agent summarises the ill node, the original agent regenerates it in place",
+  description: "Refine (paper eq. 7-8): a different agent (summarizer: same = its own agent) summarises the ill node, the original agent regenerates it in place",
   config: Schema.Struct({
     max_total: option(Schema.Int.pipe(Schema.nonNegative()), 2, "refinements per search (RethinkMCTS rethink: 2)"),
+    summarizer: option(Schema.Literal("other", "same"), "other", "who diagnoses the ill node: other = the next agent (BDC), same = the node's own agent (RethinkMCTS rethink)"),
     max_per_node: option(Schema.Int.pipe(Schema.nonNegative()), 1, "refinements per node"),
     feedback_chars: option(Schema.Int.pipe(Schema.positive()), 4000, "bound of the execution feedback in the summary prompt"),
     summary_template: option(Schema.String, "refine-summary", "template of the diagnosis (problem, thoughts, code, feedback)"),
@@ -42,12 +47,13 @@ export default definePlugin({
       async refine(node, parent, ctx) {
         const agents = searchAgents(deps.agents, ctx);
         const i = agents.findIndex((a) => a.name === node.agent);
-        if (i < 0 || agents.length < 2) {
+        const same = config.summarizer === "same";
+        if (i < 0 || (!same && agents.length < 2)) {
           ctx.emit("refine.skipped", { node: node.id, reason: i < 0 ? `agent ${node.agent} is not among the refiner's agents` : "refine needs two agents" });
           return undefined;
         }
         const original = agents[i]!;
-        const summariser = agents[(i + 1) % agents.length]!;
+        const summariser = same ? original : agents[(i + 1) % agents.length]!;
         const program = bestProgram(node.programs);
         const code = program?.code ?? "";
         let feedback = program === undefined ? "(no program)" : program.verdicts.map((v, k) => `public test ${k + 1}: ${v}`).join("\n") || "(no public tests)";

@@ -128,7 +128,8 @@ export function countingPolicy(agent: Policy, counter: { calls: number; cached: 
   };
 }
 
-function newNode(id: string, parent: TreeNode | null, thought: string, agent: string | null, prior: number): TreeNode {
+/** A fresh, unsimulated node (id = parent id + "." + child index; "0" for the root). */
+export function newNode(id: string, parent: TreeNode | null, thought: string, agent: string | null, prior: number): TreeNode {
   return {
     id,
     parent: parent?.id ?? null,
@@ -149,6 +150,66 @@ function newNode(id: string, parent: TreeNode | null, thought: string, agent: st
 }
 
 const mean = (xs: ReadonlyArray<number>): number => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length);
+
+/**
+ * The D_p2t / D_t2s pairs of a finished search: every open, non-root node with a thought path
+ * and a program at or above `minPassRate` gives one problem->thoughts pair and one
+ * thoughts->program pair per distinct such program. Shared by the searches built on TreeNode.
+ */
+export function trainingPairs(problem: PublicProblem, order: ReadonlyArray<TreeNode>, thoughtsTo: (node: TreeNode) => string[], minPassRate: number): { p2t: ChatPair[]; t2s: ChatPair[] } {
+  const p2t: ChatPair[] = [];
+  const t2s: ChatPair[] = [];
+  const statement = problemText(problem);
+  for (const node of order) {
+    if (node.parent === null || node.status !== "open") continue;
+    const good = node.programs.filter((p) => p.passRate >= minPassRate);
+    if (good.length === 0) continue;
+    const thoughts = numberedThoughts(thoughtsTo(node));
+    if (thoughtsTo(node).length === 0) continue;
+    const top = Math.max(...good.map((p) => p.passRate));
+    p2t.push({ messages: [{ role: "user", content: statement }, { role: "assistant", content: thoughts }], problem_id: problem.id, node_id: node.id, agent: node.agent, public_pass_rate: top });
+    const seen = new Set<string>();
+    for (const p of good) {
+      if (seen.has(p.code)) continue;
+      seen.add(p.code);
+      t2s.push({
+        messages: [{ role: "user", content: `${statement}\n\nReasoning:\n${thoughts}` }, { role: "assistant", content: p.code }],
+        problem_id: problem.id,
+        node_id: node.id,
+        agent: p.agent,
+        public_pass_rate: p.passRate,
+      });
+    }
+  }
+  return { p2t, t2s };
+}
+
+/** The tree file's JSON (trees/<id>.json; report/tree-html.ts renders it). */
+export function treeJSON(t: {
+  readonly problem: PublicProblem;
+  readonly agents: ReadonlyArray<Policy>;
+  readonly extra: Record<string, unknown>;
+  readonly stats: object;
+  readonly best: BestProgram;
+  readonly nodes: ReadonlyArray<TreeNode>;
+  readonly final: ReadonlySet<string>;
+  readonly expanded: ReadonlySet<string>;
+  readonly replaced?: ReadonlyMap<string, unknown>;
+}): Record<string, unknown> {
+  return {
+    problem_id: t.problem.id,
+    agents: t.agents.map((a) => ({ name: a.name, model: a.model, provider: a.provider })),
+    ...t.extra,
+    stats: t.stats,
+    best: t.best,
+    nodes: t.nodes.map((n) => ({
+      ...n,
+      final: t.final.has(n.id),
+      expanded: t.expanded.has(n.id),
+      ...(t.replaced?.has(n.id) ? { replaced: t.replaced.get(n.id) } : {}),
+    })),
+  };
+}
 
 export async function runSearch(input: SearchInput): Promise<SearchResult> {
   const { problem, config, operators: op } = input;
@@ -317,30 +378,7 @@ export async function runSearch(input: SearchInput): Promise<SearchResult> {
   if (best.passRate < 0) best = { code: "", passRate: 0, agent: null, node: null };
 
   // Training pairs from the paths whose programs reached the bar.
-  const p2t: ChatPair[] = [];
-  const t2s: ChatPair[] = [];
-  const statement = problemText(problem);
-  for (const node of order) {
-    if (node === root || node.status !== "open") continue;
-    const good = node.programs.filter((p) => p.passRate >= config.export_min_pass_rate);
-    if (good.length === 0) continue;
-    const thoughts = numberedThoughts(thoughtsTo(node));
-    if (thoughtsTo(node).length === 0) continue;
-    const top = Math.max(...good.map((p) => p.passRate));
-    p2t.push({ messages: [{ role: "user", content: statement }, { role: "assistant", content: thoughts }], problem_id: problem.id, node_id: node.id, agent: node.agent, public_pass_rate: top });
-    const seen = new Set<string>();
-    for (const p of good) {
-      if (seen.has(p.code)) continue;
-      seen.add(p.code);
-      t2s.push({
-        messages: [{ role: "user", content: `${statement}\n\nReasoning:\n${thoughts}` }, { role: "assistant", content: p.code }],
-        problem_id: problem.id,
-        node_id: node.id,
-        agent: p.agent,
-        public_pass_rate: p.passRate,
-      });
-    }
-  }
+  const { p2t, t2s } = trainingPairs(problem, order, thoughtsTo, config.export_min_pass_rate);
 
   const finalBest = best;
   return {
@@ -350,18 +388,6 @@ export async function runSearch(input: SearchInput): Promise<SearchResult> {
     stats,
     pairs: { p2t, t2s },
     replaced,
-    toJSON: (extra = {}) => ({
-      problem_id: problem.id,
-      agents: input.agents.map((a) => ({ name: a.name, model: a.model, provider: a.provider })),
-      ...extra,
-      stats,
-      best: finalBest,
-      nodes: order.map((n) => ({
-        ...n,
-        final: final.has(n.id),
-        expanded: expanded.has(n.id),
-        ...(replaced.has(n.id) ? { replaced: replaced.get(n.id) } : {}),
-      })),
-    }),
+    toJSON: (extra = {}) => treeJSON({ problem, agents: input.agents, extra, stats, best: finalBest, nodes: order, final, expanded, replaced }),
   };
 }

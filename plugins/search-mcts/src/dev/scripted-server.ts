@@ -24,6 +24,8 @@
  *                          thought) or 0 mod 4 (two or more): reasoning helps, so a search has
  *                          something to improve; two models, and two thought paths, get different
  *                          but reproducible pass rates.
+ *   repair-with-reflection,
+ *   repair-with-trace   -> ("repair") as zero-shot: broken when a hash of (model, prompt) is even.
  *   refine-summary      -> a short diagnosis; reflection -> a short reflection;
  *   regenerate-thought  -> "Thought: [model] step D.r: <revised idea>".
  *   anything else       -> a fixed reply naming what it could not recognise.
@@ -37,7 +39,7 @@ import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 
-export type PromptKind = "expand-thought" | "code-from-thoughts" | "zero-shot" | "refine-summary" | "regenerate-thought" | "reflection" | "unknown";
+export type PromptKind = "expand-thought" | "code-from-thoughts" | "zero-shot" | "refine-summary" | "regenerate-thought" | "reflection" | "repair" | "unknown";
 
 export interface ScriptedCall {
   readonly model: string;
@@ -116,6 +118,7 @@ export function promptKind(prompt: string): PromptKind {
   if (prompt.includes("Write a Python 3 program that solves the problem below, following the reasoning given")) return "code-from-thoughts";
   if (prompt.includes("Another agent's line of reasoning")) return "refine-summary";
   if (prompt.includes("Your last reasoning step was judged wrong")) return "regenerate-thought";
+  if (prompt.includes("Your previous program for the problem below fails some")) return "repair";
   if (prompt.includes("Reflect on why")) return "reflection";
   if (prompt.includes("Solve the following problem in Python 3")) return "zero-shot";
   return "unknown";
@@ -231,11 +234,12 @@ export class ScriptedModel {
         return { text: lines.join("\n"), call: { model, kind } };
       }
       case "code-from-thoughts":
-      case "zero-shot": {
+      case "zero-shot":
+      case "repair": {
         if (problem?.solution === undefined) {
           return { text: "```python\nprint('scripted-server: problem not found in its problems file')\n```", call: { model, kind } };
         }
-        const { broken, always, salt } = isBroken(kind, model, prompt);
+        const { broken, always, salt } = isBroken(kind === "repair" ? "zero-shot" : kind, model, prompt);
         const code = broken ? breakProgram(problem.solution, problem.fnName, salt, always) : problem.solution;
         return { text: `Here is the program.\n\n\`\`\`python\n${code.replace(/\s+$/, "")}\n\`\`\``, call: { model, kind, problem_id: problem.id, broken } };
       }
