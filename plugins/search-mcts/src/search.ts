@@ -260,7 +260,7 @@ export async function runSearch(input: SearchInput): Promise<SearchResult> {
     node.programs.length = 0;
     node.programs.push(...records);
     programs += records.length;
-    node.pr = mean(records.map((r) => r.passRate));
+    node.pr = mean(records.map((r) => r.reward ?? r.passRate));
     node.terminal = final.has(node.id) || node.depth >= config.max_depth || records.some((r) => r.passRate >= 1);
     for (const r of records) if (r.passRate > best.passRate) best = { code: r.code, passRate: r.passRate, agent: r.agent, node: node.id };
     emit("search.simulated", { problem: problem.id, node: node.id, pr: node.pr, programs: records.length });

@@ -20,6 +20,16 @@ export interface ProgramRecord {
   /** Fraction of public tests passed, 0..1. */
   readonly passRate: number;
   readonly verdicts: ReadonlyArray<Verdict>;
+  /** simulate/program (LATS): the agent's self-reflection on this program when it fails a public test. */
+  readonly reflection?: string;
+  /** simulate/self-evaluate (RAP): the agent's rating (0..10) of the node's step. */
+  readonly selfEval?: number;
+  /**
+   * The program's contribution to PR(S) when it is not its pass rate (RAP blends in the
+   * self-evaluation). The search's value uses it; the best program and the exported pairs are
+   * ranked by `passRate`, the public tests alone.
+   */
+  readonly reward?: number;
 }
 
 export type NodeStatus = "open" | "pruned" | "replaced";

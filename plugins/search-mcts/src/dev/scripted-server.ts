@@ -26,7 +26,11 @@
  *                          but reproducible pass rates.
  *   repair-with-reflection,
  *   repair-with-trace   -> ("repair") as zero-shot: broken when a hash of (model, prompt) is even.
+ *   lats-expand         -> (LATS, expand/programs) as zero-shot: broken when the hash is even.
  *   refine-summary      -> a short diagnosis; reflection -> a short reflection;
+ *   rap-subquestion     -> (RAP) `width` lines "Sub-question: [model] step D.K: should we <idea>?"
+ *                          (as expand-thought, "<END>" after 2); rap-answer -> "Answer: yes, ...";
+ *   rap-self-eval       -> "Rating: N", N = a hash of (model, prompt) mod 11.
  *   regenerate-thought  -> "Thought: [model] step D.r: <revised idea>".
  *   anything else       -> a fixed reply naming what it could not recognise.
  * GET /stats -> {"requests": N, "by_kind": {...}}; GET /v1/models. Listens on 127.0.0.1 only.
@@ -39,7 +43,7 @@ import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
 
-export type PromptKind = "expand-thought" | "code-from-thoughts" | "zero-shot" | "refine-summary" | "regenerate-thought" | "reflection" | "repair" | "unknown";
+export type PromptKind = "expand-thought" | "code-from-thoughts" | "zero-shot" | "refine-summary" | "regenerate-thought" | "reflection" | "repair" | "lats-expand" | "rap-subquestion" | "rap-answer" | "rap-self-eval" | "unknown";
 
 export interface ScriptedCall {
   readonly model: string;
@@ -114,6 +118,10 @@ const words = (s: string) => (s.match(/\S+/g) ?? []).length;
 
 /** Which built-in template a prompt was rendered from (their fixed sentences). */
 export function promptKind(prompt: string): PromptKind {
+  if (prompt.includes("candidate next sub-questions")) return "rap-subquestion";
+  if (prompt.includes("Sub-question to answer:")) return "rap-answer";
+  if (prompt.includes("Rate how useful\nthe new step is")) return "rap-self-eval";
+  if (prompt.includes("improving a solution by tree search")) return "lats-expand";
   if (prompt.includes("propose the\nnext reasoning step") || /Give \d+ different candidate next steps/.test(prompt)) return "expand-thought";
   if (prompt.includes("Write a Python 3 program that solves the problem below, following the reasoning given")) return "code-from-thoughts";
   if (prompt.includes("Another agent's line of reasoning")) return "refine-summary";
@@ -235,14 +243,27 @@ export class ScriptedModel {
       }
       case "code-from-thoughts":
       case "zero-shot":
-      case "repair": {
+      case "repair":
+      case "lats-expand": {
         if (problem?.solution === undefined) {
           return { text: "```python\nprint('scripted-server: problem not found in its problems file')\n```", call: { model, kind } };
         }
-        const { broken, always, salt } = isBroken(kind === "repair" ? "zero-shot" : kind, model, prompt);
+        const { broken, always, salt } = isBroken(kind === "repair" || kind === "lats-expand" ? "zero-shot" : kind, model, prompt);
         const code = broken ? breakProgram(problem.solution, problem.fnName, salt, always) : problem.solution;
         return { text: `Here is the program.\n\n\`\`\`python\n${code.replace(/\s+$/, "")}\n\`\`\``, call: { model, kind, problem_id: problem.id, broken } };
       }
+      case "rap-subquestion": {
+        const depth = countThoughts(section(prompt, "Reasoning so far:", /\n\s*Ask \d+ different/));
+        if (depth >= 2) return { text: "Sub-question: <END>", call: { model, kind } };
+        const width = Number(/Ask (\d+) different/.exec(prompt)?.[1] ?? 3);
+        const first = hashInt(pid, String(depth), model);
+        const lines = Array.from({ length: Math.max(1, Math.min(width, IDEAS.length)) }, (_, k) => `Sub-question: [${model}] step ${depth + 1}.${k + 1}: should we ${IDEAS[(first + k) % IDEAS.length]!}?`);
+        return { text: lines.join("\n"), call: { model, kind } };
+      }
+      case "rap-answer":
+        return { text: `Answer: [${model}] yes, that keeps the program simple and correct.`, call: { model, kind } };
+      case "rap-self-eval":
+        return { text: `Rating: ${hashInt(model, prompt) % 11}`, call: { model, kind } };
       case "refine-summary":
         return {
           text: `[${model}] The reasoning overlooks inputs with an even number of tokens, so the program prints a wrong answer there. Drop the special case and apply the general rule to every input.`,
