@@ -26,16 +26,14 @@
  * `beams`: the kept ids per depth; a dropped candidate is simulated, open and not expanded).
  * The output has step/tree-search's shape, so step/score and step/export-pairs read it.
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { Schema } from "effect";
 import { BdcError, definePlugin, option, optional, type StepImpl } from "@bdc/core";
 import type { Policy, PromptLibrary } from "@bdc/policy";
 import type { PublicProblem, Reward } from "@bdc/reward-python";
 import { END_MARKER } from "./prompting.ts";
-import { writeTreeReport } from "./report/tree-html.ts";
 import { countingPolicy, newNode, trainingPairs, treeJSON, type BestProgram, type ChatPair } from "./search.ts";
-import { publicProblem, safeFileName } from "./tree-search-step.ts";
+import { publicProblem } from "./problem-item.ts";
+import { finishSearch, summarizeSearches, type SearchOutput } from "./search-output.ts";
 import type { Expander, SearchContext, Simulator, TreeNode } from "./types.ts";
 
 export interface BfsConfig {
@@ -229,18 +227,8 @@ export async function runBfs(input: BfsInput): Promise<BfsResult> {
   };
 }
 
-export interface BfsSearchOutput {
-  readonly code: string;
-  readonly public_pass_rate: number;
-  readonly agent: string | null;
-  readonly node: string | null;
+export interface BfsSearchOutput extends SearchOutput<BfsStopReason> {
   readonly depth: number;
-  readonly nodes: number;
-  readonly llm_calls: number;
-  readonly tokens: number;
-  readonly stopped_by: BfsStopReason;
-  readonly tree: string;
-  readonly pairs: { readonly p2t: ReadonlyArray<ChatPair>; readonly t2s: ReadonlyArray<ChatPair> };
 }
 
 export default definePlugin({
@@ -278,45 +266,9 @@ export default definePlugin({
           signal: ctx.signal,
           emit: (event, data) => ctx.emit(event, data),
         });
-        const tree = `trees/${safeFileName(problem.id)}.json`;
-        const file = path.join(ctx.dir, tree);
-        fs.mkdirSync(path.dirname(file), { recursive: true });
-        fs.writeFileSync(`${file}.tmp`, `${JSON.stringify(result.toJSON({ config }), null, 1)}\n`);
-        fs.renameSync(`${file}.tmp`, file);
-        writeTreeReport(file);
-        if (result.stats.stopped_by === "aborted") throw ctx.signal.reason ?? new Error("aborted");
-        return {
-          code: result.best.code,
-          public_pass_rate: result.best.passRate,
-          agent: result.best.agent,
-          node: result.best.node,
-          depth: result.stats.depth,
-          nodes: result.stats.nodes,
-          llm_calls: result.stats.llm_calls,
-          tokens: result.stats.tokens,
-          stopped_by: result.stats.stopped_by,
-          tree,
-          pairs: result.pairs,
-        };
+        return { ...finishSearch(ctx, problem.id, result, config), depth: result.stats.depth };
       },
-      summarize(results) {
-        const outs = results.flatMap((r) => (r.output === undefined ? [] : [r.output]));
-        const stops: Record<string, number> = {};
-        for (const o of outs) stops[o.stopped_by] = (stops[o.stopped_by] ?? 0) + 1;
-        const sum = (f: (o: BfsSearchOutput) => number) => outs.reduce((a, o) => a + f(o), 0);
-        return {
-          problems: outs.length,
-          failed: results.length - outs.length,
-          mean_public_pass_rate: outs.length === 0 ? 0 : sum((o) => o.public_pass_rate) / outs.length,
-          solved_public: outs.filter((o) => o.public_pass_rate >= 1).length,
-          nodes: sum((o) => o.nodes),
-          llm_calls: sum((o) => o.llm_calls),
-          tokens: sum((o) => o.tokens),
-          pairs_p2t: sum((o) => o.pairs.p2t.length),
-          pairs_t2s: sum((o) => o.pairs.t2s.length),
-          stopped_by: stops,
-        };
-      },
+      summarize: (results) => summarizeSearches(results),
     };
   },
 });

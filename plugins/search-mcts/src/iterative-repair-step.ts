@@ -24,6 +24,7 @@ import { BdcError, definePlugin, option, optional, required, type StepImpl } fro
 import type { Policy, PromptLibrary } from "@bdc/policy";
 import type { ProgramEvaluation, PublicProblem, Reward, TestCase, Verdict } from "@bdc/reward-python";
 import { extractPython, formatInstructions, problemText } from "./zero-shot-step.ts";
+import { publicProblem } from "./problem-item.ts";
 
 export type RepairFeedback = "reflection" | "trace";
 
@@ -71,18 +72,6 @@ export function testResults(problem: PublicProblem, evaluation: ProgramEvaluatio
   return clip(`${passed} of ${problem.publicTests.length} public tests passed.\n${lines.join("\n")}`, maxChars);
 }
 
-function asProblem(data: unknown, id: string): PublicProblem {
-  const p = data as Partial<PublicProblem> | null;
-  if (p === null || typeof p !== "object" || typeof p.statement !== "string" || !Array.isArray(p.publicTests) || typeof p.style !== "string") {
-    throw new BdcError({
-      code: "BDC_ITEM_FAILED",
-      message: `item "${id}" is not a problem (expected a dataset item with statement, style and publicTests)`,
-      hint: "step/iterative-repair runs for_each over a problem dataset (dataset/apps, dataset/codecontests, ...)",
-    });
-  }
-  return p as PublicProblem;
-}
-
 export default definePlugin({
   id: "step/iterative-repair",
   version: "0.1.0",
@@ -113,7 +102,7 @@ export default definePlugin({
 
     return {
       async run(item, ctx) {
-        const problem = asProblem(item.data, item.id);
+        const problem = publicProblem(item.data, item.id);
         const signal = ctx.signal;
         const base = { problem: problemText(problem), format_instructions: formatInstructions(problem) };
         const ask = async (prompt: string) => (await agent.complete([{ role: "user", content: prompt }], { signal })).text;

@@ -8,6 +8,7 @@ import { Schema } from "effect";
 import { BdcError, definePlugin, option, type StepImpl } from "@bdc/core";
 import type { Policy, PromptLibrary } from "@bdc/policy";
 import type { PublicProblem, Reward } from "@bdc/reward-python";
+import { publicProblem } from "./problem-item.ts";
 
 export interface ZeroShotOutput {
   readonly code: string;
@@ -51,18 +52,6 @@ export function extractPython(text: string): string {
   return `${code.replace(/\s+$/, "")}\n`;
 }
 
-function asProblem(data: unknown, id: string): PublicProblem {
-  const p = data as Partial<PublicProblem> | null;
-  if (p === null || typeof p !== "object" || typeof p.statement !== "string" || !Array.isArray(p.publicTests) || typeof p.style !== "string") {
-    throw new BdcError({
-      code: "BDC_ITEM_FAILED",
-      message: `item "${id}" is not a problem (expected a dataset item with statement, style and publicTests)`,
-      hint: "step/zero-shot runs for_each over a problem dataset (dataset/apps, dataset/codecontests, ...)",
-    });
-  }
-  return p as PublicProblem;
-}
-
 export default definePlugin({
   id: "step/zero-shot",
   version: "0.1.0",
@@ -81,7 +70,7 @@ export default definePlugin({
     const reward = deps.reward as Reward;
     return {
       async run(item, ctx) {
-        const problem = asProblem(item.data, item.id);
+        const problem = publicProblem(item.data, item.id);
         const prompt = prompts.render(config.template, { problem: problemText(problem), format_instructions: formatInstructions(problem) });
         const completion = await agent.complete([{ role: "user", content: prompt }], { signal: ctx.signal });
         const code = extractPython(completion.text);

@@ -1,0 +1,79 @@
+/**
+ * What every search step (step/tree-search, step/bfs-search) does with a finished search: the
+ * tree as JSON and as an HTML page under `trees/`, the output row (best program, spend, stop
+ * reason, training pairs) and the step's summary.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { StepContext, StepResult } from "@bdc/core";
+import { writeTreeReport } from "./report/tree-html.ts";
+import type { ChatPair } from "./search.ts";
+
+export interface SearchOutput<Stop extends string = string> {
+  readonly code: string;
+  readonly public_pass_rate: number;
+  readonly agent: string | null;
+  readonly node: string | null;
+  readonly nodes: number;
+  readonly llm_calls: number;
+  readonly tokens: number;
+  readonly stopped_by: Stop;
+  /** The tree's JSON, relative to the step directory (the HTML page is beside it). */
+  readonly tree: string;
+  readonly pairs: { readonly p2t: ReadonlyArray<ChatPair>; readonly t2s: ReadonlyArray<ChatPair> };
+}
+
+interface FinishedSearch<Stop extends string> {
+  readonly best: { readonly code: string; readonly passRate: number; readonly agent: string | null; readonly node: string | null };
+  readonly stats: { readonly nodes: number; readonly llm_calls: number; readonly tokens: number; readonly stopped_by: Stop | "aborted" };
+  readonly pairs: SearchOutput["pairs"];
+  toJSON(extra?: Record<string, unknown>): Record<string, unknown>;
+}
+
+export const safeFileName = (id: string): string => id.replace(/[^A-Za-z0-9._-]/g, "_");
+
+/**
+ * Writes `trees/<id>.json` (atomically) and `trees/<id>.html`, then the output row. A search
+ * stopped by the run's abort signal keeps its partial tree and fails the item, so that
+ * `--resume` searches the problem again.
+ */
+export function finishSearch<Stop extends string>(ctx: StepContext, problemId: string, result: FinishedSearch<Stop>, config: unknown): SearchOutput<Stop> {
+  const tree = `trees/${safeFileName(problemId)}.json`;
+  const file = path.join(ctx.dir, tree);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(`${file}.tmp`, `${JSON.stringify(result.toJSON({ config }), null, 1)}\n`);
+  fs.renameSync(`${file}.tmp`, file);
+  writeTreeReport(file);
+  if (result.stats.stopped_by === "aborted") throw ctx.signal.reason ?? new Error("aborted");
+  return {
+    code: result.best.code,
+    public_pass_rate: result.best.passRate,
+    agent: result.best.agent,
+    node: result.best.node,
+    nodes: result.stats.nodes,
+    llm_calls: result.stats.llm_calls,
+    tokens: result.stats.tokens,
+    stopped_by: result.stats.stopped_by as Stop,
+    tree,
+    pairs: result.pairs,
+  };
+}
+
+export function summarizeSearches(results: ReadonlyArray<StepResult<SearchOutput>>): Record<string, unknown> {
+  const outs = results.flatMap((r) => (r.output === undefined ? [] : [r.output]));
+  const stops: Record<string, number> = {};
+  for (const o of outs) stops[o.stopped_by] = (stops[o.stopped_by] ?? 0) + 1;
+  const sum = (f: (o: SearchOutput) => number) => outs.reduce((a, o) => a + f(o), 0);
+  return {
+    problems: outs.length,
+    failed: results.length - outs.length,
+    mean_public_pass_rate: outs.length === 0 ? 0 : sum((o) => o.public_pass_rate) / outs.length,
+    solved_public: outs.filter((o) => o.public_pass_rate >= 1).length,
+    nodes: sum((o) => o.nodes),
+    llm_calls: sum((o) => o.llm_calls),
+    tokens: sum((o) => o.tokens),
+    pairs_p2t: sum((o) => o.pairs.p2t.length),
+    pairs_t2s: sum((o) => o.pairs.t2s.length),
+    stopped_by: stops,
+  };
+}
