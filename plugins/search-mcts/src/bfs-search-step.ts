@@ -33,17 +33,12 @@ import type { PublicProblem, Reward } from "@bdc/reward-python";
 import { END_MARKER } from "./prompting.ts";
 import { countingPolicy, newNode, trainingPairs, treeJSON, type BestProgram, type ChatPair } from "./search.ts";
 import { publicProblem } from "./problem-item.ts";
-import { finishSearch, summarizeSearches, type SearchOutput } from "./search-output.ts";
+import { finishSearch, searchLimitFields, summarizeSearches, type SearchLimits, type SearchOutput } from "./search-output.ts";
 import type { Expander, SearchContext, Simulator, TreeNode } from "./types.ts";
 
-export interface BfsConfig {
+export interface BfsConfig extends SearchLimits {
   readonly beam: number;
   readonly max_depth: number;
-  readonly early_stop: boolean;
-  readonly max_llm_calls?: number | undefined;
-  readonly max_tokens?: number | undefined;
-  readonly max_seconds?: number | undefined;
-  readonly export_min_pass_rate: number;
 }
 
 export type BfsStopReason = "max_depth" | "early_stop" | "max_llm_calls" | "max_tokens" | "max_seconds" | "exhausted" | "aborted";
@@ -238,11 +233,7 @@ export default definePlugin({
   config: Schema.Struct({
     beam: option(Schema.Int.pipe(Schema.positive()), 5, "states kept per depth (ToT's breadth b; Game of 24: 5)"),
     max_depth: option(Schema.Int.pipe(Schema.positive()), 3, "thought steps at most (ToT Game of 24: 3)"),
-    early_stop: option(Schema.Boolean, true, "stop when a program passes every public test"),
-    max_llm_calls: optional(Schema.Int.pipe(Schema.positive()), "LLM calls per search (cache hits count); checked between operator calls"),
-    max_tokens: optional(Schema.Int.pipe(Schema.positive()), "input + output tokens per search (cache hits count their recorded tokens)"),
-    max_seconds: optional(Schema.Number.pipe(Schema.positive()), "wall-clock seconds per search"),
-    export_min_pass_rate: option(Schema.Number.pipe(Schema.between(0, 1)), 1, "public pass rate a program needs for its path to become training pairs"),
+    ...searchLimitFields,
   }),
   requires: {
     agents: { slot: "policy", many: true, description: "the agents (default: every enabled policy)" },

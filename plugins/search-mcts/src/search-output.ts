@@ -5,9 +5,27 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import type { StepContext, StepResult } from "@bdc/core";
+import { Schema } from "effect";
+import { option, optional, type StepContext, type StepResult } from "@bdc/core";
 import { writeTreeReport } from "./report/tree-html.ts";
 import type { ChatPair } from "./search.ts";
+
+/** Config keys every search step has: early stop, budgets, the quality bar of exported pairs. */
+export const searchLimitFields = {
+  early_stop: option(Schema.Boolean, true, "stop when a program passes every public test"),
+  max_llm_calls: optional(Schema.Int.pipe(Schema.positive()), "LLM calls per search (cache hits count); checked between operator calls"),
+  max_tokens: optional(Schema.Int.pipe(Schema.positive()), "input + output tokens per search (cache hits count their recorded tokens)"),
+  max_seconds: optional(Schema.Number.pipe(Schema.positive()), "wall-clock seconds per search"),
+  export_min_pass_rate: option(Schema.Number.pipe(Schema.between(0, 1)), 1, "public pass rate a program needs for its path to become training pairs"),
+} as const;
+
+export interface SearchLimits {
+  readonly early_stop: boolean;
+  readonly max_llm_calls?: number | undefined;
+  readonly max_tokens?: number | undefined;
+  readonly max_seconds?: number | undefined;
+  readonly export_min_pass_rate: number;
+}
 
 export interface SearchOutput<Stop extends string = string> {
   readonly code: string;

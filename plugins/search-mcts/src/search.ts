@@ -33,6 +33,7 @@ import type { ChatMessage, Completion, Policy, PromptLibrary, Sampling, Usage } 
 import type { PublicProblem, Reward } from "@bdc/reward-python";
 import { END_MARKER, numberedThoughts, problemText } from "./prompting.ts";
 import type { Backup, Expander, ProgramRecord, Pruner, Refiner, SearchContext, Selector, Simulator, TreeNode } from "./types.ts";
+import type { SearchLimits } from "./search-output.ts";
 
 export interface SearchOperators {
   readonly select: Selector;
@@ -43,14 +44,9 @@ export interface SearchOperators {
   readonly refine?: Refiner | undefined;
 }
 
-export interface SearchConfig {
+export interface SearchConfig extends SearchLimits {
   readonly rollouts: number;
   readonly max_depth: number;
-  readonly early_stop: boolean;
-  readonly max_llm_calls?: number | undefined;
-  readonly max_tokens?: number | undefined;
-  readonly max_seconds?: number | undefined;
-  readonly export_min_pass_rate: number;
 }
 
 export type StopReason = "rollouts" | "early_stop" | "max_llm_calls" | "max_tokens" | "max_seconds" | "exhausted" | "aborted";

@@ -14,7 +14,7 @@ import { Schema } from "effect";
 import { BdcError, definePlugin, option, optional, type StepImpl } from "@bdc/core";
 import { publicProblem } from "./problem-item.ts";
 import { runSearch, type StopReason } from "./search.ts";
-import { finishSearch, summarizeSearches, type SearchOutput } from "./search-output.ts";
+import { finishSearch, searchLimitFields, summarizeSearches, type SearchOutput } from "./search-output.ts";
 
 export interface TreeSearchOutput extends SearchOutput<StopReason> {
   readonly rollouts: number;
@@ -27,11 +27,7 @@ export default definePlugin({
   config: Schema.Struct({
     rollouts: option(Schema.Int.pipe(Schema.nonNegative()), 16, "rollouts (RethinkMCTS: 16)"),
     max_depth: option(Schema.Int.pipe(Schema.positive()), 6, "thoughts on a path at most (nodes at this depth are terminal)"),
-    early_stop: option(Schema.Boolean, true, "stop when a program passes every public test"),
-    max_llm_calls: optional(Schema.Int.pipe(Schema.positive()), "LLM calls per search (cache hits count); checked between operator calls"),
-    max_tokens: optional(Schema.Int.pipe(Schema.positive()), "input + output tokens per search (cache hits count their recorded tokens)"),
-    max_seconds: optional(Schema.Number.pipe(Schema.positive()), "wall-clock seconds per search"),
-    export_min_pass_rate: option(Schema.Number.pipe(Schema.between(0, 1)), 1, "public pass rate a program needs for its path to become training pairs"),
+    ...searchLimitFields,
   }),
   requires: {
     agents: { slot: "policy", many: true, description: "the agents (default: every enabled policy)" },
