@@ -1,0 +1,238 @@
+/**
+ * GraphBuilder: emits ONNX nodes with their output types worked out and checked as they are
+ * added. Names are deterministic (scope path + op + counter), so the same model always gives
+ * the same ONNX file and a failing node can be found by name.
+ */
+import { BdcError } from "@bdc/core";
+import { canonical, isStatic, shapeToString, type Dim, type Shape } from "./dims.ts";
+import { isFloat, type DType, type TensorData } from "./dtypes.ts";
+import type { AttributeValue, Graph, GraphNode, Initializer, Value } from "./graph.ts";
+import * as infer from "./shape-inference.ts";
+
+export const OPSET = 17;
+/** Slice's "to the end" (INT64_MAX in ONNX; numbers here, so the largest safe integer). */
+export const END = Number.MAX_SAFE_INTEGER;
+
+export class GraphBuilder {
+  private readonly nodes: GraphNode[] = [];
+  private readonly inputs: Value[] = [];
+  private readonly outputs: Value[] = [];
+  private readonly initializers: Initializer[] = [];
+  private readonly names = new Set<string>();
+  private readonly scopes: string[] = [];
+  private readonly counters = new Map<string, number>();
+
+  constructor(readonly name: string) {}
+
+  /** Runs `fn` with `name` appended to the naming scope ("layers.3/attn/..."). */
+  scope<T>(name: string, fn: () => T): T {
+    this.scopes.push(name);
+    try {
+      return fn();
+    } finally {
+      this.scopes.pop();
+    }
+  }
+
+  input(name: string, dtype: DType, shape: Shape): Value {
+    const v = this.value(name, dtype, shape);
+    this.inputs.push(v);
+    return v;
+  }
+
+  /** A named initializer (a weight); `data` may be a function called when the model is written. */
+  weight(name: string, dtype: DType, shape: ReadonlyArray<number>, data: TensorData | (() => TensorData)): Value {
+    const v = this.value(name, dtype, shape);
+    this.initializers.push({ value: v, data });
+    return v;
+  }
+
+  /** A small constant tensor, named after the scope. */
+  constant(dtype: DType, shape: ReadonlyArray<number>, values: ReadonlyArray<number>): Value {
+    const n = shape.reduce((p, d) => p * d, 1);
+    if (values.length !== n) this.fail("Constant", `${values.length} values for shape ${shapeToString(shape)}`);
+    const data: TensorData =
+      dtype === "int64" ? BigInt64Array.from(values.map((x) => BigInt(x))) : dtype === "int32" ? Int32Array.from(values) : dtype === "float32" ? Float32Array.from(values) : this.fail("Constant", `constants of ${dtype} are not supported`);
+    return this.weight(this.uniqueName("const"), dtype, shape, data);
+  }
+
+  scalar(value: number, dtype: DType = "float32"): Value {
+    return this.constant(dtype, [], [value]);
+  }
+
+  /** Marks `value` as a graph output called `name` (an Identity node when it already has another name). */
+  output(value: Value, name: string): Value {
+    const out = value.name === name ? value : this.node("Identity", [value], [{ dtype: value.dtype, shape: value.shape }], {}, name)[0]!;
+    this.outputs.push(out);
+    return out;
+  }
+
+  build(): Graph {
+    return { name: this.name, inputs: [...this.inputs], outputs: [...this.outputs], nodes: [...this.nodes], initializers: [...this.initializers], opset: OPSET };
+  }
+
+  // ---- element-wise ----
+  add(a: Value, b: Value): Value {
+    return this.binary("Add", a, b);
+  }
+  sub(a: Value, b: Value): Value {
+    return this.binary("Sub", a, b);
+  }
+  mul(a: Value, b: Value): Value {
+    return this.binary("Mul", a, b);
+  }
+  div(a: Value, b: Value): Value {
+    return this.binary("Div", a, b);
+  }
+  neg(x: Value): Value {
+    return this.unary("Neg", x);
+  }
+  sqrt(x: Value): Value {
+    return this.unary("Sqrt", x, true);
+  }
+  reciprocal(x: Value): Value {
+    return this.unary("Reciprocal", x, true);
+  }
+  exp(x: Value): Value {
+    return this.unary("Exp", x, true);
+  }
+  log(x: Value): Value {
+    return this.unary("Log", x, true);
+  }
+  sigmoid(x: Value): Value {
+    return this.unary("Sigmoid", x, true);
+  }
+  cos(x: Value): Value {
+    return this.unary("Cos", x, true);
+  }
+  sin(x: Value): Value {
+    return this.unary("Sin", x, true);
+  }
+  cast(x: Value, to: DType): Value {
+    const onnxCode = { float32: 1, int32: 6, int64: 7, bool: 9, float16: 10, bfloat16: 16 }[to];
+    return this.one("Cast", [x], to, x.shape, { to: onnxCode });
+  }
+  where(condition: Value, a: Value, b: Value): Value {
+    if (condition.dtype !== "bool") this.fail("Where", `the condition is ${condition.dtype}, not bool`);
+    this.sameType("Where", a, b);
+    return this.one("Where", [condition, a, b], a.dtype, this.shapes("Where", () => infer.broadcast(infer.broadcast(condition.shape, a.shape), b.shape)));
+  }
+
+  // ---- linear algebra and layout ----
+  matMul(a: Value, b: Value): Value {
+    this.sameType("MatMul", a, b);
+    return this.one("MatMul", [a, b], a.dtype, this.shapes("MatMul", () => infer.matMul(a.shape, b.shape), a, b));
+  }
+  reshape(x: Value, shape: ReadonlyArray<number>): Value {
+    const out = this.shapes("Reshape", () => infer.reshape(x.shape, shape), x);
+    return this.one("Reshape", [x, this.constant("int64", [shape.length], shape)], x.dtype, out);
+  }
+  transpose(x: Value, perm: ReadonlyArray<number>): Value {
+    return this.one("Transpose", [x], x.dtype, this.shapes("Transpose", () => infer.transpose(x.shape, perm), x), { perm });
+  }
+  concat(xs: ReadonlyArray<Value>, axis: number): Value {
+    xs.slice(1).forEach((x) => this.sameType("Concat", xs[0]!, x));
+    return this.one("Concat", xs, xs[0]!.dtype, this.shapes("Concat", () => infer.concat(xs.map((x) => x.shape), axis), ...xs), { axis });
+  }
+  /** Static slice: `starts`/`ends` per axis in `axes` (END = to the end). */
+  slice(x: Value, starts: ReadonlyArray<number>, ends: ReadonlyArray<number>, axes: ReadonlyArray<number>): Value {
+    const out = this.shapes("Slice", () => infer.slice(x.shape, starts, ends, axes), x);
+    const c = (v: ReadonlyArray<number>) => this.constant("int64", [v.length], v.map((e) => Math.min(e, END)));
+    return this.one("Slice", [x, c(starts), c(ends), c(axes)], x.dtype, out);
+  }
+  gather(data: Value, indices: Value, axis = 0): Value {
+    if (indices.dtype !== "int64" && indices.dtype !== "int32") this.fail("Gather", `indices are ${indices.dtype}, not int64/int32`);
+    return this.one("Gather", [data, indices], data.dtype, this.shapes("Gather", () => infer.gather(data.shape, indices.shape, axis), data, indices), { axis });
+  }
+  unsqueeze(x: Value, axes: ReadonlyArray<number>): Value {
+    const out = this.shapes("Unsqueeze", () => infer.unsqueeze(x.shape, axes), x);
+    return this.one("Unsqueeze", [x, this.constant("int64", [axes.length], axes)], x.dtype, out);
+  }
+  squeeze(x: Value, axes: ReadonlyArray<number>): Value {
+    const out = this.shapes("Squeeze", () => infer.squeeze(x.shape, axes), x);
+    return this.one("Squeeze", [x, this.constant("int64", [axes.length], axes)], x.dtype, out);
+  }
+
+  // ---- reductions and normalisations ----
+  reduceMean(x: Value, axes: ReadonlyArray<number>, keepDims = true): Value {
+    this.requireFloat("ReduceMean", x);
+    // opset 17: ReduceMean takes axes as an attribute (an input from opset 18).
+    return this.one("ReduceMean", [x], x.dtype, this.shapes("ReduceMean", () => infer.reduce(x.shape, axes, keepDims), x), { axes, keepdims: keepDims ? 1 : 0 });
+  }
+  reduceSum(x: Value, axes: ReadonlyArray<number>, keepDims = true): Value {
+    const out = this.shapes("ReduceSum", () => infer.reduce(x.shape, axes, keepDims), x);
+    return this.one("ReduceSum", [x, this.constant("int64", [axes.length], axes)], x.dtype, out, { keepdims: keepDims ? 1 : 0 });
+  }
+  reduceMax(x: Value, axes: ReadonlyArray<number>, keepDims = true): Value {
+    return this.one("ReduceMax", [x], x.dtype, this.shapes("ReduceMax", () => infer.reduce(x.shape, axes, keepDims), x), { axes, keepdims: keepDims ? 1 : 0 });
+  }
+  softmax(x: Value, axis = -1): Value {
+    this.requireFloat("Softmax", x);
+    return this.one("Softmax", [x], x.dtype, x.shape, { axis });
+  }
+  logSoftmax(x: Value, axis = -1): Value {
+    this.requireFloat("LogSoftmax", x);
+    return this.one("LogSoftmax", [x], x.dtype, x.shape, { axis });
+  }
+
+  // ---- plumbing ----
+  private binary(op: string, a: Value, b: Value): Value {
+    this.sameType(op, a, b);
+    return this.one(op, [a, b], a.dtype, this.shapes(op, () => infer.broadcast(a.shape, b.shape), a, b));
+  }
+
+  private unary(op: string, x: Value, float = false): Value {
+    if (float) this.requireFloat(op, x);
+    return this.one(op, [x], x.dtype, x.shape);
+  }
+
+  private one(op: string, inputs: ReadonlyArray<Value>, dtype: DType, shape: Shape, attributes: Record<string, AttributeValue> = {}): Value {
+    return this.node(op, inputs, [{ dtype, shape }], attributes)[0]!;
+  }
+
+  /** Adds a node of any op (a contrib op via `domain`); output types are the caller's word. */
+  node(op: string, inputs: ReadonlyArray<Value>, outputs: ReadonlyArray<{ dtype: DType; shape: Shape }>, attributes: Record<string, AttributeValue> = {}, outputName?: string, domain?: string): Value[] {
+    const name = this.uniqueName(op);
+    const outs = outputs.map((o, i) => this.value(outputName !== undefined && i === 0 ? outputName : outputs.length === 1 ? `${name}:out` : `${name}:out${i}`, o.dtype, o.shape));
+    this.nodes.push({ name, op, inputs, outputs: outs, attributes, ...(domain === undefined ? {} : { domain }) });
+    return outs;
+  }
+
+  private value(name: string, dtype: DType, shape: Shape): Value {
+    if (this.names.has(name)) throw new BdcError({ code: "BDC_GRAPH_NAME", message: `graph "${this.name}": the name "${name}" is used twice`, hint: "give every input and weight its own name" });
+    this.names.add(name);
+    return { name, dtype, shape: shape.map((d: Dim) => canonical(d)) };
+  }
+
+  private uniqueName(base: string): string {
+    const prefix = [...this.scopes, base].join("/");
+    const n = this.counters.get(prefix) ?? 0;
+    this.counters.set(prefix, n + 1);
+    return n === 0 ? prefix : `${prefix}_${n}`;
+  }
+
+  private shapes(op: string, f: () => Shape, ...operands: Value[]): Shape {
+    try {
+      return f();
+    } catch (e) {
+      if (!(e instanceof infer.ShapeError)) throw e;
+      const inputs = operands.map((v) => `${v.name} ${shapeToString(v.shape)}`).join(", ");
+      return this.fail(op, `${e.message}${inputs === "" ? "" : ` (inputs: ${inputs})`}`);
+    }
+  }
+
+  private sameType(op: string, a: Value, b: Value): void {
+    if (a.dtype !== b.dtype) this.fail(op, `operands have different dtypes: ${a.name} is ${a.dtype}, ${b.name} is ${b.dtype}`);
+  }
+
+  private requireFloat(op: string, x: Value): void {
+    if (!isFloat(x.dtype)) this.fail(op, `${x.name} is ${x.dtype}; ${op} needs a float tensor`);
+  }
+
+  private fail(op: string, message: string): never {
+    const where = [...this.scopes, op].join("/");
+    throw new BdcError({ code: "BDC_GRAPH_SHAPE", message: `graph "${this.name}", ${where}: ${message}`, hint: "a bug in the code that builds this graph (or a model config whose sizes do not fit together)" });
+  }
+}
+
+export { isStatic };
