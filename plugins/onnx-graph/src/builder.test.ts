@@ -18,6 +18,8 @@ test("symbolic dims multiply, divide and add canonically", () => {
   assert.equal(dimAdd("P", "S"), "(P+S)");
   assert.ok(dimEquals(dimAdd("S", "P"), "(P+S)"));
   assert.equal(dimAdd(3, 4), 7);
+  assert.equal(dimAdd("S", "S"), "2*S", "like terms combine");
+  assert.equal(dimAdd(dimAdd("S", "P"), "S"), "(2*S+P)");
 });
 
 test("shapes are inferred through reshape(0, -1), transpose and matmul", () => {
@@ -81,20 +83,21 @@ test("external data: weights are written beside the model at aligned offsets and
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-onnx-"));
   try {
     const g = new GraphBuilder("ext");
-    const x = g.input("x", "float32", [1, 4]);
+    const x = g.input("x", "float32", [1, 32]);
     let reads = 0;
-    const w1 = g.weight("w1", "float32", [4, 4], () => {
+    // w1 = 2 * identity (4 KiB: external), w2 = ones (128 bytes: inline).
+    const w1 = g.weight("w1", "float32", [32, 32], () => {
       reads++;
-      return Float32Array.from({ length: 16 }, (_, i) => (i % 5 === 0 ? 2 : 0));
+      return Float32Array.from({ length: 32 * 32 }, (_, i) => (i % 33 === 0 ? 2 : 0));
     });
-    const w2 = g.weight("w2", "float32", [4, 1], Float32Array.from([1, 1, 1, 1]));
+    const w2 = g.weight("w2", "float32", [32, 1], new Float32Array(32).fill(1));
     g.output(g.matMul(g.matMul(x, w1), w2), "y");
     const written = writeModel(g.build(), dir);
     assert.equal(reads, 1, "a lazy weight is read once, when written");
-    assert.equal(written.dataBytes, 4096 + 16);
+    assert.equal(written.dataBytes, 4096, "only w1 is external");
     const session = await openSession(written.modelPath, { device: "cpu", threads: 1 });
-    const out = await session.run({ x: new ort.Tensor("float32", Float32Array.from([1, 2, 3, 4]), [1, 4]) });
-    assert.deepEqual(Array.from(out["y"]!.data as Float32Array), [20]);
+    const out = await session.run({ x: new ort.Tensor("float32", Float32Array.from({ length: 32 }, (_, i) => i), [1, 32]) });
+    assert.deepEqual(Array.from(out["y"]!.data as Float32Array), [2 * (31 * 32) / 2]);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

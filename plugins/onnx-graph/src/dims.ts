@@ -81,18 +81,26 @@ export function dimDiv(a: Dim, b: Dim): Dim | undefined {
 
 export function dimAdd(a: Dim, b: Dim): Dim {
   if (typeof a === "number" && typeof b === "number") return a + b;
-  if (a === 0) return canonical(b);
-  if (b === 0) return canonical(a);
-  const terms = [...splitSum(a), ...splitSum(b)];
-  const constant = terms.filter((t) => /^\d+$/.test(t)).reduce((s, t) => s + Number(t), 0);
-  const symbolic = terms.filter((t) => !/^\d+$/.test(t)).sort();
-  return `(${[...symbolic, ...(constant === 0 ? [] : [String(constant)])].join("+")})`;
+  // Like terms combine (S + S = 2*S), so that a concat of copies matches a multiple.
+  const sums = new Map<string, Monomial>();
+  for (const term of [...splitSum(a), ...splitSum(b)]) {
+    const m = parse(term);
+    const key = m.factors.join("*");
+    const prev = sums.get(key);
+    sums.set(key, { coef: (prev?.coef ?? 0) + m.coef, factors: m.factors });
+  }
+  const terms = [...sums.values()].filter((m) => m.coef !== 0).map(format);
+  if (terms.length === 0) return 0;
+  if (terms.length === 1) return terms[0]!;
+  const constant = terms.filter((t) => typeof t === "number");
+  const symbolic = terms.filter((t) => typeof t !== "number").map(String).sort();
+  return `(${[...symbolic, ...constant.map(String)].join("+")})`;
 }
 
 function splitSum(d: Dim): string[] {
   const s = String(canonical(d));
   const inner = s.startsWith("(") && s.endsWith(")") && splitTopLevel(s, "*").length === 1 ? s.slice(1, -1) : s;
-  return splitTopLevel(inner, "+").map((t) => String(canonical(t)));
+  return splitTopLevel(inner, "+");
 }
 
 export function shapeToString(shape: Shape): string {

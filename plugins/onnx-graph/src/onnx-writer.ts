@@ -2,7 +2,7 @@
  * Graph -> ONNX ModelProto (onnx-proto). Weights go either inline (small test graphs, loaded
  * from a buffer) or to an external-data file next to the model: protobuf cannot hold a message
  * over 2 GB, which a 0.5B-parameter fp32 model already exceeds. Tensors in the data file start
- * at page-aligned offsets so ONNX Runtime can map them.
+ * at page-aligned offsets so ONNX Runtime can map them; tiny tensors (shapes, axes) stay inline.
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -17,6 +17,8 @@ import type { AttributeValue, Graph, Value } from "./graph.ts";
 
 const IR_VERSION = 8;
 const ALIGN = 4096;
+/** Smaller tensors (shapes, axes, scalars) stay inline: ONNX shape inference must read them. */
+const INLINE_BELOW_BYTES = 1024;
 
 function valueInfo(v: Value): P.IValueInfoProto {
   return {
@@ -107,6 +109,11 @@ export function writeModel(graph: Graph, dir: string, name = "model.onnx", onWei
   try {
     for (let i = 0; i < graph.initializers.length; i++) {
       const bytes = bytesOf(resolveData(graph, i));
+      if (bytes.length < INLINE_BELOW_BYTES) {
+        tensors.push({ ...tensorHeader(graph, i), rawData: bytes });
+        onWeight?.(i + 1, graph.initializers.length);
+        continue;
+      }
       offset = Math.ceil(offset / ALIGN) * ALIGN;
       let written = 0;
       while (written < bytes.length) written += fs.writeSync(fd, bytes, written, bytes.length - written, offset + written);

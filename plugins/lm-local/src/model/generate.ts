@@ -1,0 +1,77 @@
+/**
+ * Text generation: prefill the prompt once, then one token per step from the KV cache, until
+ * an end-of-sequence token, a stop string or the token limit.
+ */
+import type { CausalLM, KvCache } from "./causal-lm.ts";
+import { Sampler, type SamplingOptions } from "./sampler.ts";
+
+export interface GenerateOptions extends SamplingOptions {
+  readonly maxNewTokens?: number | undefined;
+  /** Generation ends at the first of these; the text is cut before it. */
+  readonly stop?: ReadonlyArray<string> | undefined;
+  readonly signal?: AbortSignal | undefined;
+  /** Called with the text so far after each token (streaming). */
+  readonly onText?: ((text: string) => void) | undefined;
+}
+
+export interface Generation {
+  readonly text: string;
+  readonly tokens: ReadonlyArray<number>;
+  readonly promptTokens: number;
+  readonly finishReason: "stop" | "length";
+  readonly prefillSeconds: number;
+  readonly decodeSeconds: number;
+  /** Generated tokens per second of decoding (prefill excluded). */
+  readonly tokensPerSecond: number;
+}
+
+const now = () => performance.now() / 1000;
+
+export async function generate(lm: CausalLM, promptIds: ReadonlyArray<number>, options: GenerateOptions = {}): Promise<Generation> {
+  if (promptIds.length === 0) throw new Error("generate: the prompt has no tokens");
+  const maxNew = options.maxNewTokens ?? 256;
+  const vocab = lm.config.vocabSize;
+  const eos = new Set(lm.config.eosTokenIds.concat(lm.tokenizer.eosTokenIds));
+  const sampler = new Sampler(options);
+  const stops = (options.stop ?? []).filter((s) => s.length > 0);
+  const tokens: number[] = [];
+  let text = "";
+  let finishReason: Generation["finishReason"] = "length";
+
+  const t0 = now();
+  let step = await lm.forward({ ids: [promptIds], past: lm.emptyCache(1) });
+  const t1 = now();
+  let cache: KvCache = step.cache;
+  while (tokens.length < maxNew) {
+    options.signal?.throwIfAborted();
+    const next = sampler.next(step.logits, 0, vocab);
+    if (eos.has(next)) {
+      finishReason = "stop";
+      break;
+    }
+    tokens.push(next);
+    text = lm.tokenizer.decode(tokens, { skipSpecialTokens: true });
+    const cut = firstStop(text, stops);
+    if (cut !== undefined) {
+      text = text.slice(0, cut);
+      finishReason = "stop";
+      break;
+    }
+    options.onText?.(text);
+    if (tokens.length >= maxNew) break;
+    step = await lm.forward({ ids: [[next]], past: cache });
+    cache = step.cache;
+  }
+  const t2 = now();
+  const decodeSeconds = t2 - t1;
+  return { text, tokens, promptTokens: promptIds.length, finishReason, prefillSeconds: t1 - t0, decodeSeconds, tokensPerSecond: decodeSeconds > 0 ? tokens.length / decodeSeconds : 0 };
+}
+
+function firstStop(text: string, stops: ReadonlyArray<string>): number | undefined {
+  let best: number | undefined;
+  for (const s of stops) {
+    const i = text.indexOf(s);
+    if (i >= 0 && (best === undefined || i < best)) best = i;
+  }
+  return best;
+}

@@ -1,0 +1,206 @@
+/**
+ * The Llama-family decoder (Llama 2/3, Qwen2/2.5, Mistral) as a graph: RMSNorm, RoPE (llama3
+ * scaling folded into the inverse frequencies), grouped-query attention over a KV cache, SwiGLU.
+ *
+ * Inputs: input_ids [B, S], position_ids [B, S], attn_bias [B, 1, S, P+S] (0 where a query may
+ * look, a large negative number where not: causality and padding are the caller's, so one graph
+ * serves prefill, decode, batches and scoring), past_key.i / past_value.i [B, kvH, P, D], and
+ * logits_index [N] (which positions get logits: all of them to score a text, the last one to
+ * generate - the vocabulary projection is the largest single matmul).
+ * Outputs: logits [B, N, V] (float32), hidden [B, S, H] (after the final norm; embeddings are
+ * pooled from it), present_key.i / present_value.i [B, kvH, P+S, D].
+ *
+ * Projections are stored as [in, out] so that MatMul needs no transpose; q/k/v and gate/up are
+ * fused into one matmul each (fewer, larger kernels - what matters for one-token decode steps).
+ */
+import { dimAdd, float32ToFloat16Bits, GraphBuilder, type DType, type Graph, type TensorData, type Value } from "@bdc/onnx-graph";
+import type { ModelConfig } from "../checkpoint/config.ts";
+import { ropeInverseFrequencies } from "../checkpoint/config.ts";
+import type { CheckpointWeights } from "../checkpoint/safetensors.ts";
+import { LORA_SCALE_INPUT, loraInputNames, slotLayers, type LoraSlots, type LoraTarget } from "./lora-slots.ts";
+
+export interface LlamaGraphOptions {
+  /** Compute type: float32 (CPU) or float16 (CUDA). Norms and softmax inputs stay float32-safe. */
+  readonly dtype?: "float32" | "float16" | undefined;
+  readonly lora?: LoraSlots | undefined;
+}
+
+/** Bias added for masked positions (finite, so that a fully masked padding row gives no NaN). */
+export const MASKED: Readonly<Record<"float32" | "float16", number>> = { float32: -1e9, float16: -65504 };
+
+export const inputNames = {
+  ids: "input_ids",
+  positions: "position_ids",
+  bias: "attn_bias",
+  logitsIndex: "logits_index",
+  pastKey: (i: number) => `past_key.${i}`,
+  pastValue: (i: number) => `past_value.${i}`,
+  presentKey: (i: number) => `present_key.${i}`,
+  presentValue: (i: number) => `present_value.${i}`,
+} as const;
+
+/** Reads [out, in] tensors and writes them side by side as one [in, sum(out)] matrix. */
+function transposedConcat(weights: CheckpointWeights, names: ReadonlyArray<string>, inDim: number, dtype: DType): () => TensorData {
+  return () => {
+    const parts = names.map((n) => weights.readFloat32(n));
+    const outDims = parts.map((p) => p.length / inDim);
+    const total = outDims.reduce((a, b) => a + b, 0);
+    const out = new Float32Array(inDim * total);
+    let col = 0;
+    parts.forEach((p, k) => {
+      const o = outDims[k]!;
+      for (let r = 0; r < o; r++) {
+        const row = r * inDim;
+        for (let c = 0; c < inDim; c++) out[c * total + col + r] = p[row + c]!;
+      }
+      col += o;
+    });
+    return convert(out, dtype);
+  };
+}
+
+function convert(values: Float32Array, dtype: DType): TensorData {
+  return dtype === "float16" ? float32ToFloat16Bits(values) : values;
+}
+
+function concatVectors(weights: CheckpointWeights, names: ReadonlyArray<string>, dtype: DType): () => TensorData {
+  return () => {
+    const parts = names.map((n) => weights.readFloat32(n));
+    const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+    let o = 0;
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
+    return convert(out, dtype);
+  };
+}
+
+export function buildLlamaGraph(config: ModelConfig, weights: CheckpointWeights, options: LlamaGraphOptions = {}): Graph {
+  const dtype: DType = options.dtype ?? "float32";
+  const H = config.hiddenSize;
+  const D = config.headDim;
+  const nH = config.numHeads;
+  const kvH = config.numKvHeads;
+  const G = nH / kvH;
+  const I = config.intermediateSize;
+  const V = config.vocabSize;
+  const g = new GraphBuilder(`${config.arch}-${config.numLayers}x${H}`);
+
+  const ids = g.input(inputNames.ids, "int64", ["B", "S"]);
+  const positions = g.input(inputNames.positions, "int64", ["B", "S"]);
+  const bias = g.input(inputNames.bias, dtype, ["B", 1, "S", dimAdd("P", "S")]);
+  const logitsIndex = g.input(inputNames.logitsIndex, "int64", ["N"]);
+  const lora = options.lora;
+  const loraLayers = new Set(lora === undefined ? [] : slotLayers(lora, config.numLayers));
+  const loraScale = lora === undefined ? undefined : g.input(LORA_SCALE_INPUT, dtype, [1]);
+
+  const w = (name: string, shape: number[], read: () => TensorData) => g.weight(name, dtype, shape, read);
+  const vector = (name: string) => w(name, [weights.info(name).shape[0]!], () => convert(weights.readFloat32(name), dtype));
+  const eps = g.scalar(config.rmsNormEps);
+
+  /** x W^T (+ b when the checkpoint has a bias). */
+  const linear = (x: Value, name: string, inDim: number, outDim: number): Value => {
+    const y = g.matMul(x, w(`${name}.weight`, [inDim, outDim], transposedConcat(weights, [`${name}.weight`], inDim, dtype)));
+    return weights.has(`${name}.bias`) ? g.add(y, vector(`${name}.bias`)) : y;
+  };
+
+  const rmsNorm = (x: Value, weightName: string): Value =>
+    g.scope(weightName.replace(/\.weight$/, ""), () => {
+      // In float32 whatever the compute type, as transformers does.
+      const x32 = dtype === "float32" ? x : g.cast(x, "float32");
+      const inv = g.reciprocal(g.sqrt(g.add(g.reduceMean(g.mul(x32, x32), [-1]), eps)));
+      const normed = g.mul(x32, inv);
+      return g.mul(dtype === "float32" ? normed : g.cast(normed, dtype), vector(weightName));
+    });
+
+  /** y += scale * (x A) B for the projection's slot, when it has one. */
+  const withLora = (layer: number, target: LoraTarget, x: Value, y: Value, inDim: number, outDim: number): Value => {
+    if (lora === undefined || !loraLayers.has(layer) || !lora.targets.includes(target)) return y;
+    const names = loraInputNames(layer, target);
+    const r = `r.${layer}.${target}`;
+    const batch = lora.perExample === true ? ["B"] : [];
+    const a = g.input(names.a, dtype, [...batch, inDim, r]);
+    const b = g.input(names.b, dtype, [...batch, r, outDim]);
+    return g.scope(`lora.${target}`, () => g.add(y, g.mul(g.matMul(g.matMul(x, a), b), loraScale!)));
+  };
+
+  // Rotary tables, shared by every layer: [B, S, 1, D].
+  const [cos, sin] = g.scope("rope", () => {
+    const invFreq = g.weight("rope.inv_freq", "float32", [D / 2], ropeInverseFrequencies(config));
+    const freqs = g.mul(g.unsqueeze(g.cast(positions, "float32"), [2]), invFreq);
+    const emb = g.unsqueeze(g.concat([freqs, freqs], -1), [2]);
+    const c = g.cos(emb);
+    const s = g.sin(emb);
+    return dtype === "float32" ? [c, s] : [g.cast(c, dtype), g.cast(s, dtype)];
+  });
+  const rope = (x: Value): Value =>
+    g.scope("rope", () => {
+      const half1 = g.slice(x, [0], [D / 2], [3]);
+      const half2 = g.slice(x, [D / 2], [D], [3]);
+      return g.add(g.mul(x, cos), g.mul(g.concat([g.neg(half2), half1], -1), sin));
+    });
+
+  const embed = w("model.embed_tokens.weight", [V, H], () => convert(weights.readFloat32("model.embed_tokens.weight"), dtype));
+  let h = g.gather(embed, ids, 0);
+  const scale = g.scalar(1 / Math.sqrt(D));
+  const scaleT = dtype === "float32" ? scale : g.cast(scale, dtype);
+  const qOut = nH * D;
+  const kvOut = kvH * D;
+
+  for (let i = 0; i < config.numLayers; i++) {
+    const p = `model.layers.${i}`;
+    h = g.scope(`layers.${i}`, () => {
+      const x = rmsNorm(h, `${p}.input_layernorm.weight`);
+      const attnOut = g.scope("attn", () => {
+        const proj = [`${p}.self_attn.q_proj`, `${p}.self_attn.k_proj`, `${p}.self_attn.v_proj`];
+        let qkv = g.matMul(x, w(`${p}.self_attn.qkv_proj.weight`, [H, qOut + 2 * kvOut], transposedConcat(weights, proj.map((n) => `${n}.weight`), H, dtype)));
+        // Qwen2 (and Llama with attention_bias) have q/k/v biases: the checkpoint says which.
+        if (weights.has(`${proj[0]}.bias`)) qkv = g.add(qkv, w(`${p}.self_attn.qkv_proj.bias`, [qOut + 2 * kvOut], concatVectors(weights, proj.map((n) => `${n}.bias`), dtype)));
+        const q = withLora(i, "q_proj", x, g.slice(qkv, [0], [qOut], [2]), H, qOut);
+        const k = withLora(i, "k_proj", x, g.slice(qkv, [qOut], [qOut + kvOut], [2]), H, kvOut);
+        const v = withLora(i, "v_proj", x, g.slice(qkv, [qOut + kvOut], [qOut + 2 * kvOut], [2]), H, kvOut);
+
+        // q: [B, S, nH, D] -> rope -> [B, kvH, G*S, D] so that each kv head serves its G query heads in one matmul.
+        const qr = rope(g.reshape(q, [0, 0, nH, D]));
+        const qg = g.reshape(g.transpose(g.reshape(qr, [0, 0, kvH, G, D]), [0, 2, 3, 1, 4]), [0, 0, -1, D]);
+        const kNew = g.transpose(rope(g.reshape(k, [0, 0, kvH, D])), [0, 2, 1, 3]);
+        const vNew = g.transpose(g.reshape(v, [0, 0, kvH, D]), [0, 2, 1, 3]);
+        const keys = g.concat([g.input(inputNames.pastKey(i), dtype, ["B", kvH, "P", D]), kNew], 2);
+        const values = g.concat([g.input(inputNames.pastValue(i), dtype, ["B", kvH, "P", D]), vNew], 2);
+        g.output(keys, inputNames.presentKey(i));
+        g.output(values, inputNames.presentValue(i));
+
+        const scores = g.mul(g.matMul(qg, g.transpose(keys, [0, 1, 3, 2])), scaleT);
+        // The bias rows follow the (g, s) order of the query rows.
+        const tiled = G === 1 ? bias : g.concat(Array.from({ length: G }, () => bias), 2);
+        const probs = g.softmax(g.add(scores, tiled), -1);
+        const ctx = g.matMul(probs, values);
+        const merged = g.reshape(g.transpose(g.reshape(ctx, [0, 0, G, -1, D]), [0, 3, 1, 2, 4]), [0, 0, -1]);
+        const o = linear(merged, `${p}.self_attn.o_proj`, qOut, H);
+        return withLora(i, "o_proj", merged, o, qOut, H);
+      });
+      const h1 = g.add(h, attnOut);
+      const x2 = rmsNorm(h1, `${p}.post_attention_layernorm.weight`);
+      const mlpOut = g.scope("mlp", () => {
+        let gu = g.matMul(x2, w(`${p}.mlp.gate_up_proj.weight`, [H, 2 * I], transposedConcat(weights, [`${p}.mlp.gate_proj.weight`, `${p}.mlp.up_proj.weight`], H, dtype)));
+        if (weights.has(`${p}.mlp.gate_proj.bias`)) gu = g.add(gu, w(`${p}.mlp.gate_up_proj.bias`, [2 * I], concatVectors(weights, [`${p}.mlp.gate_proj.bias`, `${p}.mlp.up_proj.bias`], dtype)));
+        const gate = withLora(i, "gate_proj", x2, g.slice(gu, [0], [I], [2]), H, I);
+        const up = withLora(i, "up_proj", x2, g.slice(gu, [I], [2 * I], [2]), H, I);
+        const act = g.mul(g.mul(gate, g.sigmoid(gate)), up);
+        const down = linear(act, `${p}.mlp.down_proj`, I, H);
+        return withLora(i, "down_proj", act, down, I, H);
+      });
+      return g.add(h1, mlpOut);
+    });
+  }
+
+  const hidden = rmsNorm(h, "model.norm.weight");
+  g.output(dtype === "float32" ? hidden : g.cast(hidden, "float32"), "hidden");
+  const picked = g.gather(hidden, logitsIndex, 1);
+  const head = config.tieWordEmbeddings || !weights.has("lm_head.weight") ? "model.embed_tokens.weight" : "lm_head.weight";
+  const lmHead = w("lm_head.weight_t", [H, V], transposedConcat(weights, [head], H, dtype));
+  const logits = g.matMul(picked, lmHead);
+  g.output(dtype === "float32" ? logits : g.cast(logits, "float32"), "logits");
+  return g.build();
+}

@@ -1,0 +1,185 @@
+/**
+ * The ONNX graph against the plain-TypeScript reference forward (written separately, loops not
+ * graphs) on tiny generated checkpoints of each architecture; the KV cache against full
+ * recomputation; padding, LoRA slots and generation.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { ort } from "@bdc/onnx-graph";
+import { readModelConfig } from "../checkpoint/config.ts";
+import { writeTinyCheckpoint, type TinyCheckpointOptions } from "../checkpoint/make-tiny.ts";
+import { referenceForward } from "../checkpoint/reference-forward.ts";
+import { openCheckpointWeights } from "../checkpoint/safetensors.ts";
+import { CausalLM } from "./causal-lm.ts";
+import { embedTexts } from "./embed.ts";
+import { generate } from "./generate.ts";
+import { loraInputNames, LORA_SCALE_INPUT } from "./lora-slots.ts";
+import { argmax } from "./sampler.ts";
+import { scoreTokens } from "./score.ts";
+
+let root: string;
+before(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-lm-"));
+});
+after(() => fs.rmSync(root, { recursive: true, force: true }));
+
+async function tiny(name: string, options: TinyCheckpointOptions, load: Parameters<typeof CausalLM.load>[1] = {}): Promise<CausalLM> {
+  const dir = path.join(root, name);
+  if (!fs.existsSync(dir)) writeTinyCheckpoint(dir, options);
+  return CausalLM.load(dir, { threads: 1, cacheDir: path.join(root, "onnx"), ...load });
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+const IDS = [5, 17, 260, 3, 99, 42, 42, 7, 300, 11];
+
+const ARCHS: Array<[string, TinyCheckpointOptions]> = [
+  ["llama-gqa-rope3", { arch: "llama", layers: 2, hidden: 64, heads: 4, kvHeads: 2, vocab: 384, seed: 1, ropeScaling: { type: "llama3", factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8 } }],
+  ["qwen2-bias-tied", { arch: "qwen2", layers: 2, hidden: 64, heads: 4, kvHeads: 1, vocab: 384, seed: 2 }],
+  ["mistral-mha", { arch: "mistral", layers: 1, hidden: 48, heads: 3, kvHeads: 3, vocab: 384, seed: 3 }],
+];
+
+for (const [name, options] of ARCHS) {
+  test(`${name}: ONNX logits and hidden states equal the reference forward to 1e-4`, async () => {
+    const lm = await tiny(name, options);
+    try {
+      const { logits, hidden } = await lm.forward({ ids: [IDS], logitsAt: IDS.map((_, i) => i) });
+      const weights = openCheckpointWeights(lm.dir);
+      const ref = referenceForward(weights, readModelConfig(lm.dir), IDS);
+      weights.close();
+      const V = lm.config.vocabSize;
+      const H = lm.config.hiddenSize;
+      IDS.forEach((_, i) => {
+        assert.ok(maxAbsDiff(logits.subarray(i * V, (i + 1) * V), ref.logits[i]!) < 1e-4, `logits at ${i}`);
+        assert.ok(maxAbsDiff(hidden.subarray(i * H, (i + 1) * H), ref.hidden[i]!) < 1e-4, `hidden at ${i}`);
+      });
+    } finally {
+      await lm.dispose();
+    }
+  });
+}
+
+test("KV-cache decoding equals full recomputation, token by token", async () => {
+  const lm = await tiny("llama-gqa-rope3", ARCHS[0]![1]);
+  try {
+    const V = lm.config.vocabSize;
+    const full = await lm.forward({ ids: [IDS], logitsAt: IDS.map((_, i) => i) });
+    let step = await lm.forward({ ids: [IDS.slice(0, 4)] });
+    assert.ok(maxAbsDiff(step.logits, full.logits.subarray(3 * V, 4 * V)) < 1e-5);
+    for (let i = 4; i < IDS.length; i++) {
+      step = await lm.forward({ ids: [[IDS[i]!]], past: step.cache });
+      assert.equal(step.cache.length, i + 1);
+      assert.ok(maxAbsDiff(step.logits, full.logits.subarray(i * V, (i + 1) * V)) < 1e-5, `position ${i}`);
+    }
+  } finally {
+    await lm.dispose();
+  }
+});
+
+test("scores are log-softmax of the next token; padding in a batch changes no embedding", async () => {
+  const lm = await tiny("qwen2-bias-tied", ARCHS[1]![1]);
+  try {
+    const logprobs = await scoreTokens(lm, IDS);
+    assert.equal(logprobs.length, IDS.length - 1);
+    const weights = openCheckpointWeights(lm.dir);
+    const ref = referenceForward(weights, lm.config, IDS);
+    weights.close();
+    logprobs.forEach((lp, i) => {
+      const row = ref.logits[i]!;
+      const max = Math.max(...row);
+      const lse = max + Math.log(row.reduce((s, x) => s + Math.exp(x - max), 0));
+      assert.ok(Math.abs(lp - (row[IDS[i + 1]!]! - lse)) < 1e-4);
+    });
+
+    const texts = ["def add(a, b):\n    return a + b", "hi", "a much longer sentence than the other two, to force padding"];
+    for (const pooling of ["mean", "last"] as const) {
+      const batched = await embedTexts(lm, texts, { pooling, batchSize: 3 });
+      for (const [i, t] of texts.entries()) {
+        const [alone] = await embedTexts(lm, [t], { pooling });
+        assert.ok(maxAbsDiff(batched[i]!, alone!) < 1e-5, `${pooling} ${i}`);
+        assert.ok(Math.abs(Math.hypot(...alone!) - 1) < 1e-5, "unit length");
+      }
+    }
+  } finally {
+    await lm.dispose();
+  }
+});
+
+test("LoRA slots: fed A/B tensors change the output exactly as the reference's low-rank update", async () => {
+  const options = ARCHS[0]![1];
+  const lm = await tiny("llama-gqa-rope3", options, { lora: { targets: ["q_proj", "v_proj", "down_proj"], layers: [1] } });
+  try {
+    assert.ok(lm.inputNames.includes(loraInputNames(1, "q_proj").a));
+    assert.ok(!lm.inputNames.includes(loraInputNames(0, "q_proj").a), "layer 0 has no slot");
+    const H = lm.config.hiddenSize;
+    const I = lm.config.intermediateSize;
+    const dims = { q_proj: [H, lm.config.numHeads * lm.config.headDim], v_proj: [H, lm.config.numKvHeads * lm.config.headDim], down_proj: [I, H] } as const;
+    const rank = 3;
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5) * 0.2;
+    const feeds: Record<string, ort.Tensor> = { [LORA_SCALE_INPUT]: new ort.Tensor("float32", Float32Array.from([2]), [1]) };
+    const refLayer: Record<string, { A: Float32Array; B: Float32Array; rank: number }> = {};
+    for (const [target, [inDim, outDim]] of Object.entries(dims)) {
+      // PEFT layout: A [r, in], B [out, r]; the graph takes their transposes.
+      const A = Float32Array.from({ length: rank * inDim }, rand);
+      const B = Float32Array.from({ length: outDim * rank }, rand);
+      const names = loraInputNames(1, target as "q_proj");
+      feeds[names.a] = new ort.Tensor("float32", transpose(A, rank, inDim), [inDim, rank]);
+      feeds[names.b] = new ort.Tensor("float32", transpose(B, outDim, rank), [rank, outDim]);
+      refLayer[target] = { A, B, rank };
+    }
+    const { logits } = await lm.forward({ ids: [IDS], logitsAt: IDS.map((_, i) => i), lora: feeds });
+    const weights = openCheckpointWeights(lm.dir);
+    const withLora = referenceForward(weights, lm.config, IDS, { lora: { scale: 2, layers: { 1: refLayer } } });
+    const without = referenceForward(weights, lm.config, IDS);
+    weights.close();
+    const V = lm.config.vocabSize;
+    assert.ok(maxAbsDiff(logits.subarray(0, V), without.logits[0]!) > 1e-3, "the update is visible");
+    IDS.forEach((_, i) => assert.ok(maxAbsDiff(logits.subarray(i * V, (i + 1) * V), withLora.logits[i]!) < 1e-4, `position ${i}`));
+  } finally {
+    await lm.dispose();
+  }
+});
+
+function transpose(m: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(m.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = m[r * cols + c]!;
+  return out;
+}
+
+test("greedy generation follows the argmax of full recomputation; limits and stop strings end it", async () => {
+  const lm = await tiny("mistral-mha", ARCHS[2]![1]);
+  try {
+    const prompt = IDS.slice(0, 5);
+    const out = await generate(lm, prompt, { maxNewTokens: 6 });
+    const eos = new Set(lm.config.eosTokenIds);
+    const seq = [...prompt];
+    for (const t of out.tokens) {
+      const { logits } = await lm.forward({ ids: [seq] });
+      assert.equal(t, argmax(logits));
+      seq.push(t);
+    }
+    assert.ok(out.finishReason === "length" ? out.tokens.length === 6 : eos.size > 0);
+    assert.equal(out.text, lm.tokenizer.decode([...out.tokens], { skipSpecialTokens: true }));
+
+    if (out.text.length > 1) {
+      const stop = out.text.slice(1, 2);
+      const stopped = await generate(lm, prompt, { maxNewTokens: 6, stop: [stop] });
+      assert.equal(stopped.finishReason, "stop");
+      assert.ok(!stopped.text.includes(stop) && out.text.startsWith(stopped.text));
+    }
+    const a = await generate(lm, prompt, { maxNewTokens: 8, temperature: 1, topP: 0.9, topK: 50, seed: 3 });
+    const b = await generate(lm, prompt, { maxNewTokens: 8, temperature: 1, topP: 0.9, topK: 50, seed: 3 });
+    assert.deepEqual(a.tokens, b.tokens, "a seed reproduces a sampled generation");
+  } finally {
+    await lm.dispose();
+  }
+});

@@ -1,0 +1,54 @@
+/** The config keys every plugin running the local model shares: which checkpoint, on what. */
+import { Schema } from "effect";
+import { BdcError, option, optional, FilePath, type PreflightProblem } from "@bdc/core";
+import { cudaUnavailableReason, CUDA_INSTALL_HINT } from "@bdc/onnx-graph";
+import { readModelConfig } from "../checkpoint/config.ts";
+import { resolveModelDir } from "../hub/pull-model.ts";
+import { defaultOnnxCache, type LoadOptions } from "../model/causal-lm.ts";
+
+export const deviceFields = {
+  device: option(Schema.Literal("cpu", "cuda"), "cpu", "where the model runs: cpu, or cuda (needs the ONNX Runtime CUDA provider; never falls back to CPU)"),
+  device_id: option(Schema.Int.pipe(Schema.nonNegative()), 0, "CUDA device ordinal"),
+  dtype: option(Schema.Literal("float32", "float16"), "float32", "compute type; float16 only on cuda"),
+  threads: optional(Schema.Int.pipe(Schema.positive()), "CPU threads per operator (default: every core)"),
+  onnx_cache: optional(FilePath, "where the built ONNX model is kept (default: .cache/bdc/onnx under the project root)"),
+} as const;
+
+export const MODEL_DOC = "a Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json), or a hub id pulled with `pnpm bdc models pull <id>`";
+
+export interface DeviceConfig {
+  readonly device: "cpu" | "cuda";
+  readonly device_id: number;
+  readonly dtype: "float32" | "float16";
+  readonly threads?: number | undefined;
+  readonly onnx_cache?: string | undefined;
+}
+
+/** Checks that need no model loading: the checkpoint is there and supported, the device exists. */
+export function modelProblems(model: string, config: DeviceConfig, baseDir: string): PreflightProblem[] {
+  const problems: PreflightProblem[] = [];
+  try {
+    readModelConfig(resolveModelDir(model, baseDir));
+  } catch (e) {
+    if (!(e instanceof BdcError)) throw e;
+    problems.push({ code: e.code, path: ["model"], message: e.message, ...(e.hint === undefined ? {} : { hint: e.hint }) });
+  }
+  if (config.device === "cuda") {
+    const reason = cudaUnavailableReason();
+    if (reason !== undefined) problems.push({ code: "BDC_DEVICE_UNAVAILABLE", path: ["device"], message: `device: cuda, but ${reason}`, hint: CUDA_INSTALL_HINT });
+  } else if (config.dtype === "float16") {
+    problems.push({ code: "BDC_CONFIG_VALUE", path: ["dtype"], message: "dtype: float16 needs device: cuda (ONNX Runtime's CPU kernels compute in float32)", hint: "remove dtype, or set device: cuda" });
+  }
+  return problems;
+}
+
+export function loadOptionsOf(config: DeviceConfig, baseDir: string, log?: (line: string) => void): LoadOptions {
+  return {
+    device: config.device,
+    deviceId: config.device_id,
+    dtype: config.dtype,
+    threads: config.threads,
+    cacheDir: config.onnx_cache ?? defaultOnnxCache(baseDir),
+    onProgress: log,
+  };
+}

@@ -1,0 +1,60 @@
+/**
+ * policy/local: the student model in-process on ONNX Runtime, behind the same contract as the
+ * API policies (the shared layer adds the response cache and accounting), so a workflow swaps
+ * it in with one line: `use: policy/local` and `model: <folder or hub id>`.
+ */
+import { Schema } from "effect";
+import { BdcError, definePlugin, optional } from "@bdc/core";
+import { createPolicy, policyFields, ProviderError, type ProviderClient } from "@bdc/policy";
+import { resolveModelDir } from "../hub/pull-model.ts";
+import { generate } from "../model/generate.ts";
+import { sharedModel, withModel } from "../model/model-pool.ts";
+import { deviceFields, loadOptionsOf, MODEL_DOC, modelProblems } from "./device-config.ts";
+
+export const LocalPolicyConfig = Schema.Struct({
+  ...policyFields,
+  model: policyFields.model.annotations({ description: MODEL_DOC }),
+  top_k: optional(Schema.Int.pipe(Schema.positive()), "sample only among the k most likely tokens (with temperature > 0)"),
+  ...deviceFields,
+});
+export type LocalPolicyConfig = Schema.Schema.Type<typeof LocalPolicyConfig>;
+
+export default definePlugin({
+  id: "policy/local",
+  version: "0.1.0",
+  description: "The student LLM in-process on ONNX Runtime (Llama, Qwen2, Mistral checkpoints in Hugging Face format), CPU or CUDA",
+  config: LocalPolicyConfig,
+  preflight: (config, ctx) => modelProblems(config.model, config, ctx.baseDir),
+  async make(config, _deps, kernel) {
+    const dir = resolveModelDir(config.model, kernel.baseDir);
+    const options = loadOptionsOf(config, kernel.baseDir, (line) => kernel.log(`[${kernel.instance}] ${line}`));
+    // Loaded now, so that a broken checkpoint stops the run before any work, not on the first call.
+    await sharedModel(dir, options);
+    const client: ProviderClient = {
+      provider: "local",
+      endpoint: `file://${dir}#${config.device}${config.device === "cuda" ? config.device_id : ""}:${config.dtype}`,
+      send: (request, signal) =>
+        withModel(dir, options, async (lm) => {
+          const prompt = lm.tokenizer.applyChatTemplate(request.messages, { addGenerationPrompt: true });
+          const ids = lm.tokenizer.encode(prompt, { addSpecialTokens: false });
+          try {
+            const out = await generate(lm, ids, {
+              maxNewTokens: request.sampling.max_tokens,
+              temperature: request.sampling.temperature,
+              topP: request.sampling.top_p,
+              topK: config.top_k,
+              seed: request.sampling.seed,
+              stop: request.sampling.stop,
+              signal,
+            });
+            return { text: out.text, inputTokens: ids.length, outputTokens: out.tokens.length, finishReason: out.finishReason, model: request.model };
+          } catch (e) {
+            if (signal.aborted) throw new ProviderError("aborted", "stopped");
+            // Not a transient failure: retrying would fail the same way.
+            throw new ProviderError("bad_request", e instanceof BdcError ? e.message : String((e as Error).message ?? e));
+          }
+        }),
+    };
+    return createPolicy({ client, config, kernel, explain: () => `the local model ${dir} failed on ${config.device}; see the message above` });
+  },
+});
