@@ -60,6 +60,17 @@ test("node names are deterministic: scope path, op, counter", () => {
   assert.deepEqual(names(), names());
 });
 
+test("a node's output becomes a graph output by renaming, not by a copying Identity node", () => {
+  const g = new GraphBuilder("t");
+  const x = g.input("x", "float32", [2]);
+  const y = g.add(x, x);
+  g.output(g.neg(y), "out");
+  g.output(y, "sum");
+  g.output(x, "x_again");
+  const graph = g.build();
+  assert.deepEqual(graph.nodes.map((n) => `${n.op}:${n.inputs.map((v) => v.name).join(",")}->${n.outputs.map((v) => v.name).join(",")}`), ["Add:x,x->sum", "Neg:sum->out", "Identity:x->x_again"]);
+});
+
 test("an inline model runs in ONNX Runtime and computes what it says", async () => {
   const g = new GraphBuilder("softmax-matmul");
   const x = g.input("x", "float32", ["B", 3]);

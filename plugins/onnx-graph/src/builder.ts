@@ -21,6 +21,8 @@ export class GraphBuilder {
   private readonly names = new Set<string>();
   private readonly scopes: string[] = [];
   private readonly counters = new Map<string, number>();
+  /** Node outputs that are graph outputs, by their generated name -> the output's name. */
+  private readonly renames = new Map<string, string>();
 
   constructor(readonly name: string) {}
 
@@ -60,15 +62,33 @@ export class GraphBuilder {
     return this.constant(dtype, [], [value]);
   }
 
-  /** Marks `value` as a graph output called `name` (an Identity node when it already has another name). */
+  /**
+   * Marks `value` as a graph output called `name`. A node's output is renamed (no copy: an
+   * Identity node would copy, e.g., the whole KV cache each step); an input, a weight or a value
+   * already output under another name goes through an Identity node.
+   */
   output(value: Value, name: string): Value {
+    const produced = this.nodes.some((n) => n.outputs.includes(value));
+    if (value.name !== name && produced && !this.renames.has(value.name)) {
+      if (this.names.has(name)) this.fail("output", `the name "${name}" is used twice`);
+      this.names.add(name);
+      this.renames.set(value.name, name);
+      const out = { ...value, name };
+      this.outputs.push(out);
+      return out;
+    }
     const out = value.name === name ? value : this.node("Identity", [value], [{ dtype: value.dtype, shape: value.shape }], {}, name)[0]!;
     this.outputs.push(out);
     return out;
   }
 
   build(): Graph {
-    return { name: this.name, inputs: [...this.inputs], outputs: [...this.outputs], nodes: [...this.nodes], initializers: [...this.initializers], opset: OPSET };
+    const r = (v: Value): Value => {
+      const to = this.renames.get(v.name);
+      return to === undefined ? v : { ...v, name: to };
+    };
+    const nodes = this.nodes.map((n) => ({ ...n, inputs: n.inputs.map(r), outputs: n.outputs.map(r) }));
+    return { name: this.name, inputs: [...this.inputs], outputs: [...this.outputs], nodes, initializers: [...this.initializers], opset: OPSET };
   }
 
   // ---- element-wise ----
