@@ -104,6 +104,10 @@ export class GraphBuilder {
   div(a: Value, b: Value): Value {
     return this.binary("Div", a, b);
   }
+  pow(x: Value, exponent: Value): Value {
+    this.requireFloat("Pow", x);
+    return this.one("Pow", [x, exponent], x.dtype, this.shapes("Pow", () => infer.broadcast(x.shape, exponent.shape), x, exponent));
+  }
   neg(x: Value): Value {
     return this.unary("Neg", x);
   }

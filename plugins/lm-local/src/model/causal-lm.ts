@@ -3,8 +3,8 @@
  * its tokenizer and chat template. Generation, scoring and embeddings are built on `forward`.
  */
 import * as path from "node:path";
-import { findProjectRoot } from "@bdc/core";
-import { float32ToFloat16Bits, openSession, ort, type Device } from "@bdc/onnx-graph";
+import { BdcError, findProjectRoot } from "@bdc/core";
+import { CUDA_INSTALL_HINT, cudaUnavailableReason, float32ToFloat16Bits, openSession, ort, type Device } from "@bdc/onnx-graph";
 import { openCheckpointWeights, type CheckpointWeights } from "../checkpoint/safetensors.ts";
 import { readModelConfig, type ModelConfig } from "../checkpoint/config.ts";
 import { loadTokenizer, type LoadedTokenizer } from "../checkpoint/tokenizer.ts";
@@ -70,6 +70,11 @@ export class CausalLM {
   ) {}
 
   static async load(dir: string, options: LoadOptions = {}): Promise<CausalLM> {
+    if (options.device === "cuda") {
+      // Before building: an 8B model takes minutes to build, only to fail on opening.
+      const reason = cudaUnavailableReason();
+      if (reason !== undefined) throw new BdcError({ code: "BDC_DEVICE_UNAVAILABLE", message: `device: cuda was asked for the model ${dir}, but ${reason}`, hint: CUDA_INSTALL_HINT });
+    }
     const config = readModelConfig(dir);
     const tokenizer = loadTokenizer(dir);
     const dtype = options.dtype ?? "float32";

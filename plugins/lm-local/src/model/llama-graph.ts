@@ -105,18 +105,20 @@ export function buildLlamaGraph(config: ModelConfig, weights: CheckpointWeights,
     return weights.has(`${name}.bias`) ? g.add(y, vector(`${name}.bias`)) : y;
   };
 
+  const two = g.scalar(2);
   const rmsNorm = (x: Value, weightName: string): Value =>
     g.scope(weightName.replace(/\.weight$/, ""), () => {
-      // In float32 whatever the compute type, as transformers does.
+      // In float32 whatever the compute type, as transformers does; written as the pattern
+      // (Pow, ReduceMean, Add, Sqrt, Div, Mul) that ONNX Runtime fuses into one RMSNorm kernel.
       const x32 = dtype === "float32" ? x : g.cast(x, "float32");
-      const inv = g.reciprocal(g.sqrt(g.add(g.reduceMean(g.mul(x32, x32), [-1]), eps)));
-      const normed = g.mul(x32, inv);
+      const normed = g.div(x32, g.sqrt(g.add(g.reduceMean(g.pow(x32, two), [-1]), eps)));
       return g.mul(dtype === "float32" ? normed : g.cast(normed, dtype), vector(weightName));
     });
 
+  const hasSlot = (layer: number, target: LoraTarget) => lora !== undefined && loraLayers.has(layer) && lora.targets.includes(target);
   /** y += scale * (x A) B for the projection's slot, when it has one. */
   const withLora = (layer: number, target: LoraTarget, x: Value, y: Value, inDim: number, outDim: number): Value => {
-    if (lora === undefined || !loraLayers.has(layer) || !lora.targets.includes(target)) return y;
+    if (lora === undefined || !hasSlot(layer, target)) return y;
     const names = loraInputNames(layer, target);
     const r = `r.${layer}.${target}`;
     const batch = lora.perExample === true ? ["B"] : [];
@@ -125,20 +127,21 @@ export function buildLlamaGraph(config: ModelConfig, weights: CheckpointWeights,
     return g.scope(`lora.${target}`, () => g.add(y, g.mul(g.matMul(g.matMul(x, a), b), loraScale!)));
   };
 
-  // Rotary tables, shared by every layer: [B, S, 1, D].
-  const [cos, sin] = g.scope("rope", () => {
+  // Rotary tables, shared by every layer: [B, S, 1, D]. rotate_half(x) * sin is computed as
+  // swap_halves(x) * (sin with its first half negated), which saves a Neg per rotation.
+  const [cos, sinSigned] = g.scope("rope", () => {
     const invFreq = g.weight("rope.inv_freq", "float32", [D / 2], ropeInverseFrequencies(config));
-    const freqs = g.mul(g.unsqueeze(g.cast(positions, "float32"), [2]), invFreq);
-    const emb = g.unsqueeze(g.concat([freqs, freqs], -1), [2]);
-    const c = g.cos(emb);
-    const s = g.sin(emb);
+    const freqs = g.unsqueeze(g.mul(g.unsqueeze(g.cast(positions, "float32"), [2]), invFreq), [2]);
+    const c = g.cos(g.concat([freqs, freqs], -1));
+    const sinHalf = g.sin(freqs);
+    const s = g.concat([g.neg(sinHalf), sinHalf], -1);
     return dtype === "float32" ? [c, s] : [g.cast(c, dtype), g.cast(s, dtype)];
   });
+  /** RoPE on [B, S, heads, D]. */
   const rope = (x: Value): Value =>
     g.scope("rope", () => {
-      const half1 = g.slice(x, [0], [D / 2], [3]);
-      const half2 = g.slice(x, [D / 2], [D], [3]);
-      return g.add(g.mul(x, cos), g.mul(g.concat([g.neg(half2), half1], -1), sin));
+      const swapped = g.concat([g.slice(x, [D / 2], [D], [3]), g.slice(x, [0], [D / 2], [3])], -1);
+      return g.add(g.mul(x, cos), g.mul(swapped, sinSigned));
     });
 
   const embed = w("model.embed_tokens.weight", [V, H], () => convert(weights.readFloat32("model.embed_tokens.weight"), dtype));
@@ -157,14 +160,25 @@ export function buildLlamaGraph(config: ModelConfig, weights: CheckpointWeights,
         let qkv = g.matMul(x, w(`${p}.self_attn.qkv_proj.weight`, [H, qOut + 2 * kvOut], transposedConcat(weights, proj.map((n) => `${n}.weight`), H, dtype)));
         // Qwen2 (and Llama with attention_bias) have q/k/v biases: the checkpoint says which.
         if (weights.has(`${proj[0]}.bias`)) qkv = g.add(qkv, w(`${p}.self_attn.qkv_proj.bias`, [qOut + 2 * kvOut], concatVectors(weights, proj.map((n) => `${n}.bias`), dtype)));
-        const q = withLora(i, "q_proj", x, g.slice(qkv, [0], [qOut], [2]), H, qOut);
-        const k = withLora(i, "k_proj", x, g.slice(qkv, [qOut], [qOut + kvOut], [2]), H, kvOut);
+        const loraOnQk = hasSlot(i, "q_proj") || hasSlot(i, "k_proj");
+        let qr: Value;
+        let kr: Value;
+        if (loraOnQk) {
+          const q = withLora(i, "q_proj", x, g.slice(qkv, [0], [qOut], [2]), H, qOut);
+          const k = withLora(i, "k_proj", x, g.slice(qkv, [qOut], [qOut + kvOut], [2]), H, kvOut);
+          qr = rope(g.reshape(q, [0, 0, nH, D]));
+          kr = rope(g.reshape(k, [0, 0, kvH, D]));
+        } else {
+          // One rotation for the query and key heads together: half the small ops per layer.
+          const qk = rope(g.reshape(g.slice(qkv, [0], [qOut + kvOut], [2]), [0, 0, nH + kvH, D]));
+          qr = g.slice(qk, [0], [nH], [2]);
+          kr = g.slice(qk, [nH], [nH + kvH], [2]);
+        }
         const v = withLora(i, "v_proj", x, g.slice(qkv, [qOut + kvOut], [qOut + 2 * kvOut], [2]), H, kvOut);
 
-        // q: [B, S, nH, D] -> rope -> [B, kvH, G*S, D] so that each kv head serves its G query heads in one matmul.
-        const qr = rope(g.reshape(q, [0, 0, nH, D]));
+        // q: [B, S, nH, D] -> [B, kvH, G*S, D] so that each kv head serves its G query heads in one matmul.
         const qg = g.reshape(g.transpose(g.reshape(qr, [0, 0, kvH, G, D]), [0, 2, 3, 1, 4]), [0, 0, -1, D]);
-        const kNew = g.transpose(rope(g.reshape(k, [0, 0, kvH, D])), [0, 2, 1, 3]);
+        const kNew = g.transpose(kr, [0, 2, 1, 3]);
         const vNew = g.transpose(g.reshape(v, [0, 0, kvH, D]), [0, 2, 1, 3]);
         const keys = g.concat([g.input(inputNames.pastKey(i), dtype, ["B", kvH, "P", D]), kNew], 2);
         const values = g.concat([g.input(inputNames.pastValue(i), dtype, ["B", kvH, "P", D]), vNew], 2);

@@ -7,7 +7,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, beforeEach, test } from "node:test";
 import { cli, type Io } from "@bdc/core";
-import { fileDigest } from "./pull-command.ts";
+import { fileDigest } from "@bdc/hf-hub";
 
 const sha256 = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
 const gitSha1 = (b: Buffer) => crypto.createHash("sha1").update(`blob ${b.length}\0`).update(b).digest("hex");

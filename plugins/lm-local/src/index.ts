@@ -1,0 +1,11 @@
+export * from "./checkpoint/index.ts";
+export { CausalLM, defaultOnnxCache, type ForwardRequest, type ForwardResult, type KvCache, type LoadOptions } from "./model/causal-lm.ts";
+export { embedTexts, type EmbedOptions, type Pooling } from "./model/embed.ts";
+export { generate, type GenerateOptions, type Generation } from "./model/generate.ts";
+export { buildLlamaGraph, inputNames, type LlamaGraphOptions } from "./model/llama-graph.ts";
+export { LORA_SCALE_INPUT, LORA_TARGETS, loraInputNames, type LoraSlots, type LoraTarget } from "./model/lora-slots.ts";
+export { sharedModel, withModel } from "./model/model-pool.ts";
+export { Sampler, type SamplingOptions } from "./model/sampler.ts";
+export { scoreTokens } from "./model/score.ts";
+export type { Encoder } from "./plugins/encoder-types.ts";
+export { modelsDir, pullModel, resolveModelDir } from "./hub/pull-model.ts";
