@@ -25,11 +25,20 @@ export interface LoadOptions {
   readonly onProgress?: ((message: string) => void) | undefined;
 }
 
-/** Keys and values of every layer for the `length` positions seen so far. */
+type CacheArray = Float32Array | Uint16Array;
+
+/**
+ * Keys and values of every layer for the `length` positions seen so far, position-major
+ * ([batch, capacity, kvH, D] buffers). `forward` appends to the buffers in place and returns the
+ * longer cache, so a cache is consumed by the call that extends it; `forkCache` copies one to
+ * continue it two ways.
+ */
 export interface KvCache {
   readonly batch: number;
   readonly length: number;
-  readonly tensors: ReadonlyMap<string, ort.Tensor>;
+  readonly capacity: number;
+  readonly keys: ReadonlyArray<CacheArray>;
+  readonly values: ReadonlyArray<CacheArray>;
 }
 
 export interface ForwardRequest {
@@ -110,13 +119,12 @@ export class CausalLM {
   }
 
   emptyCache(batch: number): KvCache {
-    const { numKvHeads, headDim, numLayers } = this.config;
-    const tensors = new Map<string, ort.Tensor>();
-    for (let i = 0; i < numLayers; i++) {
-      tensors.set(inputNames.pastKey(i), this.floatTensor(new Float32Array(0), [batch, numKvHeads, 0, headDim]));
-      tensors.set(inputNames.pastValue(i), this.floatTensor(new Float32Array(0), [batch, numKvHeads, 0, headDim]));
-    }
-    return { batch, length: 0, tensors };
+    const layers = Array.from({ length: this.config.numLayers }, () => this.cacheArray(0));
+    return { batch, length: 0, capacity: 0, keys: layers, values: layers };
+  }
+
+  forkCache(cache: KvCache): KvCache {
+    return { ...cache, keys: cache.keys.map((a) => a.slice()), values: cache.values.map((a) => a.slice()) };
   }
 
   async forward(request: ForwardRequest): Promise<ForwardResult> {
@@ -145,16 +153,25 @@ export class CausalLM {
       [inputNames.positions]: new ort.Tensor("int64", positions, [batch, seq]),
       [inputNames.bias]: this.floatTensor(bias, [batch, 1, seq, total]),
       [inputNames.logitsIndex]: new ort.Tensor("int64", BigInt64Array.from(logitsAt.map(BigInt)), [logitsAt.length]),
-      ...Object.fromEntries(past.tensors),
       ...request.lora,
     };
-    const out = await this.session.run(feeds);
-    const tensors = new Map<string, ort.Tensor>();
+    const rowSize = this.config.numKvHeads * this.config.headDim;
+    const pastDims = [batch, past.length, this.config.numKvHeads, this.config.headDim];
     for (let i = 0; i < this.config.numLayers; i++) {
-      tensors.set(inputNames.pastKey(i), out[inputNames.presentKey(i)]!);
-      tensors.set(inputNames.pastValue(i), out[inputNames.presentValue(i)]!);
+      feeds[inputNames.pastKey(i)] = this.floatTensor(prefix(past.keys[i]!, batch, past.capacity, past.length, rowSize), pastDims);
+      feeds[inputNames.pastValue(i)] = this.floatTensor(prefix(past.values[i]!, batch, past.capacity, past.length, rowSize), pastDims);
     }
-    return { logits: out["logits"]!.data as Float32Array, hidden: out["hidden"]!.data as Float32Array, cache: { batch, length: total, tensors } };
+    const out = await this.session.run(feeds);
+    const capacity = total <= past.capacity ? past.capacity : Math.max(total + 256, past.capacity * 2);
+    const append = (buffers: ReadonlyArray<CacheArray>, name: (i: number) => string) =>
+      buffers.map((buffer, i) => {
+        const grown = capacity === past.capacity ? buffer : regrow(buffer, this.cacheArray(batch * capacity * rowSize), batch, past.capacity, capacity, past.length, rowSize);
+        const rows = out[name(i)]!.data as CacheArray;
+        for (let b = 0; b < batch; b++) grown.set(rows.subarray(b * seq * rowSize, (b + 1) * seq * rowSize), (b * capacity + past.length) * rowSize);
+        return grown;
+      });
+    const cache: KvCache = { batch, length: total, capacity, keys: append(past.keys, inputNames.newKey), values: append(past.values, inputNames.newValue) };
+    return { logits: out["logits"]!.data as Float32Array, hidden: out["hidden"]!.data as Float32Array, cache };
   }
 
   /** Graph inputs the caller must feed (LoRA slots among them). */
@@ -166,8 +183,26 @@ export class CausalLM {
     await this.session.release();
   }
 
-  private floatTensor(data: Float32Array, dims: number[]): ort.Tensor {
-    if (this.dtype === "float32") return new ort.Tensor("float32", data, dims);
-    return new ort.Tensor("float16", float32ToFloat16Bits(data), dims);
+  private cacheArray(length: number): CacheArray {
+    return this.dtype === "float32" ? new Float32Array(length) : new Uint16Array(length);
   }
+
+  /** A float tensor in the compute type; cache arrays already are in it. */
+  private floatTensor(data: CacheArray, dims: number[]): ort.Tensor {
+    if (this.dtype === "float32") return new ort.Tensor("float32", data as Float32Array, dims);
+    return new ort.Tensor("float16", data instanceof Uint16Array ? data : float32ToFloat16Bits(data), dims);
+  }
+}
+
+/** The first `length` positions of each sequence: a view for one sequence, a copy for a batch. */
+function prefix(buffer: CacheArray, batch: number, capacity: number, length: number, rowSize: number): CacheArray {
+  if (batch === 1 || length === capacity) return buffer.subarray(0, batch * length * rowSize);
+  const out = buffer instanceof Float32Array ? new Float32Array(batch * length * rowSize) : new Uint16Array(batch * length * rowSize);
+  for (let b = 0; b < batch; b++) out.set(buffer.subarray(b * capacity * rowSize, (b * capacity + length) * rowSize), b * length * rowSize);
+  return out;
+}
+
+function regrow(buffer: CacheArray, into: CacheArray, batch: number, oldCapacity: number, capacity: number, length: number, rowSize: number): CacheArray {
+  for (let b = 0; b < batch; b++) into.set(buffer.subarray(b * oldCapacity * rowSize, (b * oldCapacity + length) * rowSize), b * capacity * rowSize);
+  return into;
 }

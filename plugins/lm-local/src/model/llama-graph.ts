@@ -4,11 +4,11 @@
  *
  * Inputs: input_ids [B, S], position_ids [B, S], attn_bias [B, 1, S, P+S] (0 where a query may
  * look, a large negative number where not: causality and padding are the caller's, so one graph
- * serves prefill, decode, batches and scoring), past_key.i / past_value.i [B, kvH, P, D], and
+ * serves prefill, decode, batches and scoring), past_key.i / past_value.i [B, P, kvH, D], and
  * logits_index [N] (which positions get logits: all of them to score a text, the last one to
  * generate - the vocabulary projection is the largest single matmul).
  * Outputs: logits [B, N, V] (float32), hidden [B, S, H] (after the final norm; embeddings are
- * pooled from it), present_key.i / present_value.i [B, kvH, P+S, D].
+ * pooled from it), new_key.i / new_value.i [B, S, kvH, D] (this call's rows of the cache).
  *
  * Projections are stored as [in, out] so that MatMul needs no transpose; q/k/v and gate/up are
  * fused into one matmul each (fewer, larger kernels - what matters for one-token decode steps).
@@ -35,8 +35,8 @@ export const inputNames = {
   logitsIndex: "logits_index",
   pastKey: (i: number) => `past_key.${i}`,
   pastValue: (i: number) => `past_value.${i}`,
-  presentKey: (i: number) => `present_key.${i}`,
-  presentValue: (i: number) => `present_value.${i}`,
+  newKey: (i: number) => `new_key.${i}`,
+  newValue: (i: number) => `new_value.${i}`,
 } as const;
 
 /** Reads [out, in] tensors and writes them side by side as one [in, sum(out)] matrix. */
@@ -178,14 +178,15 @@ export function buildLlamaGraph(config: ModelConfig, weights: CheckpointWeights,
 
         // q: [B, S, nH, D] -> [B, kvH, G*S, D] so that each kv head serves its G query heads in one matmul.
         const qg = g.reshape(g.transpose(g.reshape(qr, [0, 0, kvH, G, D]), [0, 2, 3, 1, 4]), [0, 0, -1, D]);
-        const kNew = g.transpose(kr, [0, 2, 1, 3]);
-        const vNew = g.transpose(g.reshape(v, [0, 0, kvH, D]), [0, 2, 1, 3]);
-        const keys = g.concat([g.input(inputNames.pastKey(i), dtype, ["B", kvH, "P", D]), kNew], 2);
-        const values = g.concat([g.input(inputNames.pastValue(i), dtype, ["B", kvH, "P", D]), vNew], 2);
-        g.output(keys, inputNames.presentKey(i));
-        g.output(values, inputNames.presentValue(i));
+        // The cache is position-major ([B, P, kvH, D]): the caller appends the new rows to a
+        // buffer and feeds its prefix, so only this call's keys and values leave the graph.
+        const vr = g.reshape(v, [0, 0, kvH, D]);
+        g.output(kr, inputNames.newKey(i));
+        g.output(vr, inputNames.newValue(i));
+        const keys = g.concat([g.input(inputNames.pastKey(i), dtype, ["B", "P", kvH, D]), kr], 1);
+        const values = g.transpose(g.concat([g.input(inputNames.pastValue(i), dtype, ["B", "P", kvH, D]), vr], 1), [0, 2, 1, 3]);
 
-        const scores = g.mul(g.matMul(qg, g.transpose(keys, [0, 1, 3, 2])), scaleT);
+        const scores = g.mul(g.matMul(qg, g.transpose(keys, [0, 2, 3, 1])), scaleT);
         // The bias rows follow the (g, s) order of the query rows.
         const tiled = G === 1 ? bias : g.concat(Array.from({ length: G }, () => bias), 2);
         const probs = g.softmax(g.add(scores, tiled), -1);

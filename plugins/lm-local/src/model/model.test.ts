@@ -84,6 +84,29 @@ test("KV-cache decoding equals full recomputation, token by token", async () => 
   }
 });
 
+test("a batched cache grows past its capacity and still equals full recomputation", async () => {
+  const lm = await tiny("mistral-mha", ARCHS[2]![1]);
+  try {
+    const V = lm.config.vocabSize;
+    const rows = [IDS.slice(0, 3), IDS.slice(3, 6)];
+    let step = await lm.forward({ ids: rows });
+    const firstCapacity = step.cache.capacity;
+    const seqs = rows.map((r) => [...r]);
+    while (step.cache.length <= firstCapacity + 2) {
+      const next = seqs.map((s, b) => (s.at(-1)! * 31 + b + s.length) % V);
+      next.forEach((t, b) => seqs[b]!.push(t));
+      step = await lm.forward({ ids: next.map((t) => [t]), past: step.cache });
+    }
+    assert.ok(step.cache.capacity > firstCapacity, "the cache was regrown");
+    for (const [b, s] of seqs.entries()) {
+      const full = await lm.forward({ ids: [s] });
+      assert.ok(maxAbsDiff(step.logits.subarray(b * V, (b + 1) * V), full.logits) < 1e-4, `sequence ${b}`);
+    }
+  } finally {
+    await lm.dispose();
+  }
+});
+
 test("scores are log-softmax of the next token; padding in a batch changes no embedding", async () => {
   const lm = await tiny("qwen2-bias-tied", ARCHS[1]![1]);
   try {
