@@ -6,7 +6,6 @@ import * as path from "node:path";
 import { BdcError } from "@bdc/core";
 import { GraphBuilder, END } from "./builder.ts";
 import { dimAdd, dimDiv, dimEquals, dimMul } from "./dims.ts";
-import { float16BitsToFloat32, float32ToFloat16Bits } from "./dtypes.ts";
 import { serializeInline, writeModel } from "./onnx-writer.ts";
 import { cudaUnavailableReason, openSession, ort } from "./session.ts";
 
@@ -112,20 +111,6 @@ test("external data: weights are written beside the model at aligned offsets and
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-});
-
-test("float16 conversion rounds to nearest even and keeps specials", () => {
-  const values = Float32Array.from([0, 1, -2, 65504, 1e-8, 6.1035156e-5, 5.96e-8, Infinity, 1 + 2 ** -11, 1 + 3 * 2 ** -11]);
-  const bits = float32ToFloat16Bits(values);
-  assert.equal(bits[1], 0x3c00);
-  assert.equal(bits[2], 0xc000);
-  assert.equal(bits[3], 0x7bff);
-  assert.equal(bits[7], 0x7c00);
-  assert.equal(bits[8], 0x3c00, "ties go to even");
-  assert.equal(bits[9], 0x3c02);
-  const back = float16BitsToFloat32(bits);
-  assert.equal(back[5], 6.103515625e-5);
-  assert.ok(Math.abs(back[6]! - 5.96e-8) < 1e-9, "subnormal");
 });
 
 test("device: cuda without the provider library fails with the install hint, never runs on CPU", async (t) => {

@@ -17,16 +17,6 @@ export {
 export type { CheckpointWeights, FloatDtype, SafetensorsDtype, TensorInfo, TensorToWrite } from "./safetensors.ts";
 export { inMemoryWeights } from "./memory-weights.ts";
 export type { MemoryTensor } from "./memory-weights.ts";
-export {
-  bfloat16ArrayToFloat32,
-  bfloat16BitsToNumber,
-  float16ArrayToFloat32,
-  float16BitsToNumber,
-  float32ArrayToBfloat16,
-  float32ArrayToFloat16,
-  float32ToBfloat16Bits,
-  float32ToFloat16Bits,
-} from "./half.ts";
 export { readModelConfig, ropeInverseFrequencies, SUPPORTED_ARCHITECTURES } from "./config.ts";
 export type { ModelArch, ModelConfig, RopeScaling } from "./config.ts";
 export { IncrementalDecoder, loadTokenizer } from "./tokenizer.ts";

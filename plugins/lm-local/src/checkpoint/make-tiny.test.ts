@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { after, test } from "node:test";
 import { BdcError } from "@bdc/core";
 import { readModelConfig, type ModelConfig } from "./config.ts";
-import { float32ToBfloat16Bits, bfloat16BitsToNumber } from "./half.ts";
+import { float32ToBfloat16Bits, bfloat16BitsToNumber } from "@bdc/onnx-graph";
 import { writeTinyCheckpoint } from "./make-tiny.ts";
 import { INDEX_FILE, openCheckpointWeights, SINGLE_FILE } from "./safetensors.ts";
 import { loadTokenizer } from "./tokenizer.ts";

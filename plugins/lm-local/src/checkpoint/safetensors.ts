@@ -13,7 +13,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { BdcError } from "@bdc/core";
 import { fileInvalid, fileMissing, isObject, readJsonObject, writeJson } from "./files.ts";
-import { bfloat16ArrayToFloat32, float16ArrayToFloat32, float32ArrayToBfloat16, float32ArrayToFloat16 } from "./half.ts";
+import { bfloat16ArrayToFloat32, float16ArrayToFloat32, float32ArrayToBfloat16, float32ArrayToFloat16 } from "@bdc/onnx-graph";
 
 /** The dtypes this module converts to and from float32. */
 export type FloatDtype = "F32" | "F16" | "BF16";

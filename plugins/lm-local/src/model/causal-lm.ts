@@ -4,7 +4,7 @@
  */
 import * as path from "node:path";
 import { BdcError, findProjectRoot } from "@bdc/core";
-import { CUDA_INSTALL_HINT, cudaUnavailableReason, float32ToFloat16Bits, openSession, ort, type Device } from "@bdc/onnx-graph";
+import { CUDA_INSTALL_HINT, cudaUnavailableReason, float32ArrayToFloat16, openSession, ort, type Device } from "@bdc/onnx-graph";
 import { openCheckpointWeights, type CheckpointWeights } from "../checkpoint/safetensors.ts";
 import { readModelConfig, type ModelConfig } from "../checkpoint/config.ts";
 import { loadTokenizer, type LoadedTokenizer } from "../checkpoint/tokenizer.ts";
@@ -190,7 +190,7 @@ export class CausalLM {
   /** A float tensor in the compute type; cache arrays already are in it. */
   private floatTensor(data: CacheArray, dims: number[]): ort.Tensor {
     if (this.dtype === "float32") return new ort.Tensor("float32", data as Float32Array, dims);
-    return new ort.Tensor("float16", data instanceof Uint16Array ? data : float32ToFloat16Bits(data), dims);
+    return new ort.Tensor("float16", data instanceof Uint16Array ? data : float32ArrayToFloat16(data), dims);
   }
 }
 

@@ -13,7 +13,7 @@
  * Projections are stored as [in, out] so that MatMul needs no transpose; q/k/v and gate/up are
  * fused into one matmul each (fewer, larger kernels - what matters for one-token decode steps).
  */
-import { dimAdd, float32ToFloat16Bits, GraphBuilder, type DType, type Graph, type TensorData, type Value } from "@bdc/onnx-graph";
+import { dimAdd, float32ArrayToFloat16, GraphBuilder, type DType, type Graph, type TensorData, type Value } from "@bdc/onnx-graph";
 import type { ModelConfig } from "../checkpoint/config.ts";
 import { ropeInverseFrequencies } from "../checkpoint/config.ts";
 import type { CheckpointWeights } from "../checkpoint/safetensors.ts";
@@ -60,7 +60,7 @@ function transposedConcat(weights: CheckpointWeights, names: ReadonlyArray<strin
 }
 
 function convert(values: Float32Array, dtype: DType): TensorData {
-  return dtype === "float16" ? float32ToFloat16Bits(values) : values;
+  return dtype === "float16" ? float32ArrayToFloat16(values) : values;
 }
 
 function concatVectors(weights: CheckpointWeights, names: ReadonlyArray<string>, dtype: DType): () => TensorData {
