@@ -7,10 +7,11 @@
  */
 import { FLAGS_HELP, parseFlags, type Benchmark } from "./common.ts";
 import { kernelOverhead } from "./kernel-overhead.ts";
+import { lmGeneration } from "./lm-generation.ts";
 import { sandboxThroughput } from "./sandbox-throughput.ts";
 import { searchOverhead } from "./search-overhead.ts";
 
-export const BENCHMARKS: ReadonlyArray<Benchmark> = [kernelOverhead, sandboxThroughput, searchOverhead];
+export const BENCHMARKS: ReadonlyArray<Benchmark> = [kernelOverhead, sandboxThroughput, searchOverhead, lmGeneration];
 
 async function main(argv: ReadonlyArray<string>): Promise<number> {
   const flags = parseFlags(argv);
