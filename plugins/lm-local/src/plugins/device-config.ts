@@ -1,10 +1,11 @@
 /** The config keys every plugin running the local model shares: which checkpoint, on what. */
 import { Schema } from "effect";
-import { BdcError, option, optional, FilePath, type PreflightProblem } from "@bdc/core";
+import { BdcError, FilePath, option, optional, type KernelServices, type PreflightProblem } from "@bdc/core";
 import { cudaUnavailableReason, CUDA_INSTALL_HINT } from "@bdc/onnx-graph";
 import { readModelConfig } from "../checkpoint/config.ts";
 import { resolveModelDir } from "../hub/pull-model.ts";
-import { defaultOnnxCache, type LoadOptions } from "../model/causal-lm.ts";
+import { defaultOnnxCache, type CausalLM, type LoadOptions } from "../model/causal-lm.ts";
+import { sharedModel } from "../model/model-pool.ts";
 
 export const deviceFields = {
   device: option(Schema.Literal("cpu", "cuda"), "cpu", "where the model runs: cpu, or cuda (needs the ONNX Runtime CUDA provider; never falls back to CPU)"),
@@ -40,6 +41,16 @@ export function modelProblems(model: string, config: DeviceConfig, baseDir: stri
     problems.push({ code: "BDC_CONFIG_VALUE", path: ["dtype"], message: "dtype: float16 needs device: cuda (ONNX Runtime's CPU kernels compute in float32)", hint: "remove dtype, or set device: cuda" });
   }
   return problems;
+}
+
+/**
+ * The instance's model, loaded now (shared with other instances on the same checkpoint), so that
+ * a broken checkpoint stops the run before any work, not on the first call.
+ */
+export async function loadInstanceModel(model: string, config: DeviceConfig, kernel: KernelServices): Promise<{ dir: string; options: LoadOptions; lm: CausalLM }> {
+  const dir = resolveModelDir(model, kernel.baseDir);
+  const options = loadOptionsOf(config, kernel.baseDir, (line) => kernel.log(`[${kernel.instance}] ${line}`));
+  return { dir, options, lm: await sharedModel(dir, options) };
 }
 
 export function loadOptionsOf(config: DeviceConfig, baseDir: string, log?: (line: string) => void): LoadOptions {

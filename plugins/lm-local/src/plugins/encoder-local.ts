@@ -4,10 +4,9 @@
  */
 import { Schema } from "effect";
 import { definePlugin, option, required } from "@bdc/core";
-import { resolveModelDir } from "../hub/pull-model.ts";
 import { embedTexts } from "../model/embed.ts";
-import { sharedModel, withModel } from "../model/model-pool.ts";
-import { deviceFields, loadOptionsOf, MODEL_DOC, modelProblems } from "./device-config.ts";
+import { withModel } from "../model/model-pool.ts";
+import { deviceFields, loadInstanceModel, MODEL_DOC, modelProblems } from "./device-config.ts";
 import type { Encoder } from "./encoder-types.ts";
 
 export const LocalEncoderConfig = Schema.Struct({
@@ -25,9 +24,7 @@ export default definePlugin({
   config: LocalEncoderConfig,
   preflight: (config, ctx) => modelProblems(config.model, config, ctx.baseDir),
   async make(config, _deps, kernel) {
-    const dir = resolveModelDir(config.model, kernel.baseDir);
-    const options = loadOptionsOf(config, kernel.baseDir, (line) => kernel.log(`[${kernel.instance}] ${line}`));
-    const lm = await sharedModel(dir, options);
+    const { dir, options, lm } = await loadInstanceModel(config.model, config, kernel);
     let texts = 0;
     const encoder: Encoder & { stats(): Record<string, number> } = {
       name: kernel.instance,

@@ -6,10 +6,9 @@
 import { Schema } from "effect";
 import { BdcError, definePlugin, optional } from "@bdc/core";
 import { createPolicy, policyFields, ProviderError, type ProviderClient } from "@bdc/policy";
-import { resolveModelDir } from "../hub/pull-model.ts";
 import { generate } from "../model/generate.ts";
-import { sharedModel, withModel } from "../model/model-pool.ts";
-import { deviceFields, loadOptionsOf, MODEL_DOC, modelProblems } from "./device-config.ts";
+import { withModel } from "../model/model-pool.ts";
+import { deviceFields, loadInstanceModel, MODEL_DOC, modelProblems } from "./device-config.ts";
 
 export const LocalPolicyConfig = Schema.Struct({
   ...policyFields,
@@ -26,10 +25,7 @@ export default definePlugin({
   config: LocalPolicyConfig,
   preflight: (config, ctx) => modelProblems(config.model, config, ctx.baseDir),
   async make(config, _deps, kernel) {
-    const dir = resolveModelDir(config.model, kernel.baseDir);
-    const options = loadOptionsOf(config, kernel.baseDir, (line) => kernel.log(`[${kernel.instance}] ${line}`));
-    // Loaded now, so that a broken checkpoint stops the run before any work, not on the first call.
-    await sharedModel(dir, options);
+    const { dir, options } = await loadInstanceModel(config.model, config, kernel);
     const client: ProviderClient = {
       provider: "local",
       endpoint: `file://${dir}#${config.device}${config.device === "cuda" ? config.device_id : ""}:${config.dtype}`,
