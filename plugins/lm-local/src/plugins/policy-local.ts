@@ -3,6 +3,7 @@
  * API policies (the shared layer adds the response cache and accounting), so a workflow swaps
  * it in with one line: `use: policy/local` and `model: <folder or hub id>`.
  */
+import * as path from "node:path";
 import { Schema } from "effect";
 import { BdcError, definePlugin, optional } from "@bdc/core";
 import { createPolicy, policyFields, ProviderError, type ProviderClient } from "@bdc/policy";
@@ -25,10 +26,13 @@ export default definePlugin({
   config: LocalPolicyConfig,
   preflight: (config, ctx) => modelProblems(config.model, config, ctx.baseDir),
   async make(config, _deps, kernel) {
-    const { dir, options } = await loadInstanceModel(config.model, config, kernel);
+    const { dir, options, lm } = await loadInstanceModel(config.model, config, kernel);
+    // The built model's key covers the checkpoint's files (sizes, mtimes), so cached responses
+    // of other weights under the same folder name are never served.
+    const weightsKey = path.basename(path.dirname(lm.modelPath));
     const client: ProviderClient = {
       provider: "local",
-      endpoint: `file://${dir}#${config.device}${config.device === "cuda" ? config.device_id : ""}:${config.dtype}`,
+      endpoint: `file://${dir}#${weightsKey}:${config.device}:${config.dtype}`,
       send: (request, signal) =>
         withModel(dir, options, async (lm) => {
           const prompt = lm.tokenizer.applyChatTemplate(request.messages, { addGenerationPrompt: true });
