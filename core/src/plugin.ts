@@ -73,6 +73,23 @@ export interface PreflightContext {
   readonly instance: string;
   readonly baseDir: string;
   readonly env: Readonly<Record<string, string | undefined>>;
+  /**
+   * The user said yes, up front, to what plugins offer to do before the run (`bdc run --yes`):
+   * a preflight may then do that work (download a model, ...) instead of reporting a problem
+   * whose message offers it. Absent or false (`bdc validate`, tests): offer it, never do it.
+   */
+  readonly assumeYes?: boolean;
+  /**
+   * The workflow file as the user would type it (relative to the working directory), for
+   * messages that give a command to run; absent when not known.
+   */
+  readonly workflow?: string;
+  /**
+   * Where such work reports progress: the terminal's stderr (never stdout, which carries the
+   * command's result). `write` takes text as it is (end lines with "\n"); `isTTY` says whether
+   * a line may be redrawn (progress bars). Absent (`--quiet`, tests): work silently.
+   */
+  readonly progress?: { readonly write: (text: string) => void; readonly isTTY: boolean };
 }
 
 /** A problem found by a plugin's `preflight` check; `path` is relative to the `with:` block. */

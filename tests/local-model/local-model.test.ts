@@ -53,7 +53,8 @@ function bdc(...args: string[]): { code: number | null; out: string; err: string
   const r = spawnSync(process.execPath, ["--import", "tsx", bin, ...args], {
     cwd: fixtures,
     encoding: "utf8",
-    env: { ...process.env, BDC_ONNX_CACHE: onnxCache, NO_COLOR: "1" },
+    // Without pnpm's INIT_CWD/npm_lifecycle_event (set under `pnpm test`): the CLI would take INIT_CWD as the user's folder.
+    env: { ...process.env, INIT_CWD: undefined, npm_lifecycle_event: undefined, BDC_ONNX_CACHE: onnxCache, NO_COLOR: "1" },
     timeout: 120_000,
   });
   return { code: r.status, out: r.stdout, err: r.stderr };

@@ -51,3 +51,29 @@ test("usage errors exit 2 with a suggestion", async () => {
   assert.equal(flag.code, 2);
   assert.match(flag.err, /unknown option '--lod'.*\[BDC_USAGE\]\n {2}hint: did you mean --loud\?/);
 });
+
+test("bdc run --yes / -y tells preflight checks (assumeYes, the workflow, a progress writer); validate never does", async () => {
+  // A step whose preflight reports what it was told, and writes progress when told yes.
+  fs.writeFileSync(
+    path.join(project, "told.ts"),
+    `export default {
+  id: "step/told", version: "1.0.0", description: "reports its preflight context",
+  preflight: (_config, ctx) => {
+    if (ctx.assumeYes) ctx.progress?.write("doing it\\n");
+    return [{ code: "BDC_TOLD", message: "assumeYes=" + ctx.assumeYes + " workflow=" + ctx.workflow + " progress=" + (ctx.progress !== undefined) }];
+  },
+  make: () => ({ run: () => null }),
+};\n`,
+  );
+  fs.mkdirSync(path.join(project, "wf"), { recursive: true });
+  fs.writeFileSync(path.join(project, "wf", "told.yaml"), "plugins:\n  told: { use: ../told.ts }\nsteps:\n  told: {}\n");
+  const told = (r: { err: string }) => /BDC_TOLD/.test(r.err) ? /assumeYes=\S+ workflow=\S+ progress=\S+/.exec(r.err)![0] : r.err;
+  const run = await bdc("run", "wf/told.yaml", "--yes");
+  assert.equal(run.code, 2);
+  assert.equal(told(run), "assumeYes=true workflow=wf/told.yaml progress=true");
+  assert.match(run.err, /^doing it\n/);
+  assert.equal(told(await bdc("run", "wf/told.yaml", "-y", "-q")), "assumeYes=true workflow=wf/told.yaml progress=false");
+  assert.equal(told(await bdc("run", "wf/told.yaml")), "assumeYes=false workflow=wf/told.yaml progress=true");
+  assert.equal(told(await bdc("validate", "wf/told.yaml")), "assumeYes=false workflow=wf/told.yaml progress=true");
+  assert.match((await bdc("run", "--help")).out, /-y, --yes +answer yes to what plugins offer to do before the run \(e\.g\. download a model\)/);
+});

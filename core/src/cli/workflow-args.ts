@@ -25,9 +25,25 @@ export function invocationOf(io: Io, workflow: string, args: ParsedArgs): Invoca
   };
 }
 
-export async function resolveInvocation(io: Io, inv: Invocation, preflight = true): Promise<{ workflow: ResolvedWorkflow; registry: PluginRegistry }> {
+export interface PreflightOptions {
+  /** Run the plugins' preflight checks (default true). */
+  readonly preflight?: boolean;
+  /** `bdc run --yes`: preflight checks may do what they offer (download a model); default false. */
+  readonly assumeYes?: boolean;
+  /** No progress output from such work (`--quiet`). */
+  readonly quiet?: boolean;
+}
+
+export async function resolveInvocation(io: Io, inv: Invocation, options: boolean | PreflightOptions = true): Promise<{ workflow: ResolvedWorkflow; registry: PluginRegistry }> {
+  const o: PreflightOptions = typeof options === "boolean" ? { preflight: options } : options;
   const loaded = loadWorkflow({ file: inv.workflow, overlays: inv.overlays, sets: inv.sets, cwd: io.cwd });
   const registry = PluginRegistry.discover(path.dirname(inv.workflow));
-  const workflow = await resolveWorkflow(loaded, { registry, preflight, env: io.env });
+  const workflow = await resolveWorkflow(loaded, {
+    registry,
+    preflight: o.preflight !== false,
+    env: io.env,
+    assumeYes: o.assumeYes === true,
+    ...(o.quiet === true ? {} : { progress: { write: io.err, isTTY: io.isTTY } }),
+  });
   return { workflow, registry };
 }

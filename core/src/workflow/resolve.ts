@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { Schema } from "effect";
 import { decodeConfig, encodeConfig, resolveFilePaths, type ConfigProblem } from "../config-schema.ts";
 import { BdcError, BdcErrors, toBdcErrors, type ConfigPath } from "../errors.ts";
-import { slotOf, type AnyPlugin, type RefSpec } from "../plugin.ts";
+import { slotOf, type AnyPlugin, type PreflightContext, type RefSpec } from "../plugin.ts";
 import type { PluginRegistry } from "../registry.ts";
 import { choicesHint } from "../util/suggest.ts";
 import { DEFAULT_CONCURRENCY, NAME_PATTERN, WorkflowSchema, type PluginInstanceDoc, type StepDoc } from "./format.ts";
@@ -61,6 +61,13 @@ export interface ResolveOptions {
    */
   readonly for?: ReadonlyArray<string>;
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Passed to preflight checks (PreflightContext): the user's yes to what plugins offer to do
+   * before the run, such as downloading a model (`bdc run --yes`). Default false.
+   */
+  readonly assumeYes?: boolean;
+  /** Where preflight work reports progress (stderr); absent: silently. */
+  readonly progress?: PreflightContext["progress"];
 }
 
 interface Candidate {
@@ -173,10 +180,18 @@ export async function resolveWorkflow(loaded: Loaded, options: ResolveOptions): 
   }
   if (errors.length === 0 && options.preflight !== false) {
     const env = options.env ?? process.env;
+    const shared = {
+      env,
+      assumeYes: options.assumeYes === true,
+      workflow: path.relative(loaded.cwd, loaded.main.file) || loaded.main.file,
+      ...(options.progress === undefined ? {} : { progress: options.progress }),
+    };
+    // One after the other: a check that does work (a download with --yes) leaves it done for the next.
     for (const c of ordered.filter((c) => used.has(c.name))) {
       if (c.plugin?.preflight === undefined) continue;
       try {
-        for (const p of await c.plugin.preflight(c.config, { instance: c.name, baseDir: c.baseDir, env })) {
+        const ctx: PreflightContext = { instance: c.name, baseDir: c.baseDir, ...shared };
+        for (const p of await c.plugin.preflight(c.config, ctx)) {
           const at: ConfigPath = ["plugins", c.name, "with", ...(p.path ?? [])];
           errors.push(new BdcError({ code: p.code ?? "BDC_PREFLIGHT", message: p.message, hint: p.hint, path: at, origin: prov.origin(at), plugin: c.plugin.id }));
         }

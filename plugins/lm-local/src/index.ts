@@ -8,4 +8,5 @@ export { sharedModel, withModel } from "./model/model-pool.ts";
 export { Sampler, type SamplingOptions } from "./model/sampler.ts";
 export { scoreTokens } from "./model/score.ts";
 export type { Encoder } from "./plugins/encoder-types.ts";
+export { default as localPolicyPlugin } from "./plugins/policy-local.ts";
 export { modelsDir, pullModel, resolveModelDir } from "./hub/pull-model.ts";

@@ -2,7 +2,9 @@
  * policy/auto: which provider each environment gets (rank 1, rank 2, the fallback), the one
  * BDC_NO_MODEL_ACCESS problem when there is nothing (the Ollama probe against a closed port), the
  * probe itself, and a real completion through the OpenAI-compatible echo server found via
- * OPENAI_BASE_URL. No network beyond 127.0.0.1.
+ * OPENAI_BASE_URL. The `local` provider and `--yes` are in local.test.ts. No network beyond
+ * 127.0.0.1; BDC_MODELS_DIR points at an empty folder, so a model pulled on this machine is
+ * never found.
  */
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -18,7 +20,13 @@ import { startEchoServer, type EchoServer } from "@bdc/policy-openai";
 import plugin, { AutoConfig, chooseProvider, makeAutoPlugin, noAccessMessage, ollamaHostUrl, probeOllama, underlyingConfig, type AutoConfig as Config, type Env } from "./auto-plugin.ts";
 
 const EXPECTED_NO_ACCESS =
-  "no model access: set OPENAI_API_KEY (OpenAI), ANTHROPIC_API_KEY (Anthropic), OPENAI_BASE_URL (an OpenAI-compatible server such as vLLM or llama.cpp), or run an Ollama server (`ollama serve`, or set OLLAMA_HOST)";
+  "no model access: set OPENAI_API_KEY (OpenAI), ANTHROPIC_API_KEY (Anthropic), OPENAI_BASE_URL (an OpenAI-compatible server such as vLLM or llama.cpp), or run an Ollama server (`ollama serve`, or set OLLAMA_HOST); " +
+  "or run Qwen/Qwen2.5-Coder-0.5B-Instruct on this machine, offline: `pnpm bdc models pull Qwen/Qwen2.5-Coder-0.5B-Instruct` (about 1 GB) and run again, or `pnpm bdc run <workflow.yaml> --yes` to pull it and run";
+
+// No pulled models: every environment below gets this BDC_MODELS_DIR.
+const NO_MODELS = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-auto-models-"));
+after(() => fs.rmSync(NO_MODELS, { recursive: true, force: true }));
+const hermetic = (env: Env): Env => ({ BDC_MODELS_DIR: NO_MODELS, ...env });
 
 /** A loopback port nothing listens on (connections are refused). */
 async function closedPort(): Promise<string> {
@@ -33,29 +41,40 @@ const tester = new PluginTester(plugin);
 const config = (withBlock: Record<string, unknown> = {}) => tester.decode(withBlock) as Config;
 const noOllama = async () => false;
 const withOllama = async () => true;
-const pick = async (env: Env, withBlock: Record<string, unknown> = {}, probe = noOllama) => (await chooseProvider(env, config(withBlock), probe))?.provider;
+const pick = async (env: Env, withBlock: Record<string, unknown> = {}, probe = noOllama) => (await chooseProvider(hermetic(env), config(withBlock), probe))?.provider;
 
-const OPENAI = { OPENAI_API_KEY: "sk-test" };
-const ANTHROPIC = { ANTHROPIC_API_KEY: "sk-ant-test" };
-const COMPATIBLE = { OPENAI_BASE_URL: "http://127.0.0.1:8000/v1" };
+const OPENAI = hermetic({ OPENAI_API_KEY: "sk-test" });
+const ANTHROPIC = hermetic({ ANTHROPIC_API_KEY: "sk-ant-test" });
+const COMPATIBLE = hermetic({ OPENAI_BASE_URL: "http://127.0.0.1:8000/v1" });
 
 testPlugin(plugin, {
-  valid: [{}, { rank: 2 }, { rank: 1, prefer: ["ollama", "openai"], ollama_model: "llama3.2:3b", temperature: 0.2, max_tokens: 256, stop: ["\n\n"] }],
+  valid: [
+    {},
+    { rank: 2 },
+    { rank: 1, prefer: ["ollama", "openai"], ollama_model: "llama3.2:3b", temperature: 0.2, max_tokens: 256, stop: ["\n\n"] },
+    { prefer: ["local"], local_model: "Qwen/Qwen2.5-Coder-1.5B-Instruct", device: "cuda", device_id: 1, dtype: "float16", threads: 4 },
+  ],
   invalid: [
     { config: { rank: 0 }, code: "BDC_CONFIG_VALUE", path: "rank" },
     { config: { prefer: ["gemini"] }, code: "BDC_CONFIG_VALUE", path: "prefer[0]" },
     { config: { prefer: [] }, code: "BDC_CONFIG_VALUE", path: "prefer" },
     { config: { model: "gpt-4o" }, code: "BDC_CONFIG_UNKNOWN_KEY", path: "model" },
     { config: { temperature: 3 }, code: "BDC_CONFIG_VALUE", path: "temperature" },
+    { config: { device: "tpu" }, code: "BDC_CONFIG_VALUE", path: "device" },
+    { config: { local_model: "" }, code: "BDC_CONFIG_VALUE", path: "local_model" },
   ],
 });
 
 describe("chooseProvider", () => {
-  test("defaults: rank 1, prefer openai, anthropic, openai-compatible, ollama, and the model defaults", () => {
+  test("defaults: rank 1, prefer openai, anthropic, openai-compatible, ollama, local, and the model defaults", () => {
     const c = config();
     assert.equal(c.rank, 1);
-    assert.deepEqual(c.prefer, ["openai", "anthropic", "openai-compatible", "ollama"]);
-    assert.deepEqual([c.openai_model, c.anthropic_model, c.ollama_model, c.compatible_model], ["gpt-4o-mini", "claude-3-5-sonnet-20241022", "qwen2.5-coder:7b", "default"]);
+    assert.deepEqual(c.prefer, ["openai", "anthropic", "openai-compatible", "ollama", "local"]);
+    assert.deepEqual(
+      [c.openai_model, c.anthropic_model, c.ollama_model, c.compatible_model, c.local_model],
+      ["gpt-4o-mini", "claude-3-5-sonnet-20241022", "qwen2.5-coder:7b", "default", "Qwen/Qwen2.5-Coder-0.5B-Instruct"],
+    );
+    assert.equal(c.device, "cpu");
   });
 
   test("each provider alone is chosen for rank 1 and, by fallback, for rank 2", async () => {
@@ -68,7 +87,7 @@ describe("chooseProvider", () => {
     ];
     for (const [env, probe, expected] of cases) {
       assert.equal(await pick(env, { rank: 1 }, probe), expected, JSON.stringify(env));
-      const c = await chooseProvider(env, config({ rank: 2 }), probe);
+      const c = await chooseProvider(hermetic(env), config({ rank: 2 }), probe);
       assert.equal(c?.provider, expected);
       assert.equal(c?.fellBack, true);
     }
@@ -97,7 +116,7 @@ describe("chooseProvider", () => {
     const counting = async () => (probes++, true);
     await chooseProvider({ ...OPENAI, ...ANTHROPIC }, config({ rank: 2 }), counting);
     assert.equal(probes, 0);
-    await chooseProvider({ OLLAMA_HOST: "localhost" }, config(), counting);
+    await chooseProvider(hermetic({ OLLAMA_HOST: "localhost" }), config(), counting);
     assert.equal(probes, 0);
     await chooseProvider(OPENAI, config({ rank: 2 }), counting);
     assert.equal(probes, 1);
@@ -106,13 +125,14 @@ describe("chooseProvider", () => {
   test("the underlying config: the provider's model, shared keys passed through, the endpoint from the environment", async () => {
     const c = config({ rank: 1, temperature: 0.5, max_tokens: 64, seed: 7, compatible_model: "Qwen/Qwen2.5-Coder-7B-Instruct" });
     const compat = (await chooseProvider(COMPATIBLE, c, noOllama))!;
-    const u = underlyingConfig(compat, c);
+    const u = await underlyingConfig(compat, c);
     assert.equal(u.plugin.id, "policy/openai");
     assert.deepEqual([u.input.model, u.input.baseURL, u.input.temperature, u.input.max_tokens, u.input.seed], ["Qwen/Qwen2.5-Coder-7B-Instruct", "http://127.0.0.1:8000/v1", 0.5, 64, 7]);
     assert.ok(!("top_p" in u.input), "unset optional keys are not passed");
-    const ollama = underlyingConfig((await chooseProvider({ OLLAMA_HOST: "0.0.0.0:11500" }, c, noOllama))!, c);
+    assert.ok(!("device" in u.input), "the local model's keys go to policy/local only");
+    const ollama = await underlyingConfig((await chooseProvider(hermetic({ OLLAMA_HOST: "0.0.0.0:11500" }), c, noOllama))!, c);
     assert.deepEqual([ollama.plugin.id, ollama.input.model, ollama.input.host], ["policy/ollama", "qwen2.5-coder:7b", "http://127.0.0.1:11500"]);
-    const claude = underlyingConfig((await chooseProvider(ANTHROPIC, c, noOllama))!, c);
+    const claude = await underlyingConfig((await chooseProvider(ANTHROPIC, c, noOllama))!, c);
     assert.deepEqual([claude.plugin.id, claude.input.model], ["policy/anthropic", "claude-3-5-sonnet-20241022"]);
   });
 
@@ -130,9 +150,9 @@ describe("preflight", () => {
   before(async () => {
     closed = await closedPort();
   });
-  const ctx = (env: Env) => ({ instance: "agent1", baseDir: process.cwd(), env });
+  const ctx = (env: Env) => ({ instance: "agent1", baseDir: process.cwd(), env: hermetic(env) });
 
-  test("nothing available: exactly one BDC_NO_MODEL_ACCESS problem listing the four options", async () => {
+  test("nothing available: exactly one BDC_NO_MODEL_ACCESS problem listing the five options", async () => {
     const p = makeAutoPlugin({ probe: () => probeOllama(closed) });
     const problems = [...(await p.preflight!(config(), ctx({ PATH: "/usr/bin" })))];
     assert.equal(problems.length, 1);
@@ -148,7 +168,7 @@ describe("preflight", () => {
   });
 
   test("make refuses the same way (BdcError BDC_NO_MODEL_ACCESS)", async () => {
-    const p = new PluginTester(makeAutoPlugin({ env: {}, probe: noOllama }));
+    const p = new PluginTester(makeAutoPlugin({ env: hermetic({}), probe: noOllama }));
     await assert.rejects(p.make({}), (e: unknown) => e instanceof BdcError && e.code === "BDC_NO_MODEL_ACCESS" && e.message === EXPECTED_NO_ACCESS);
   });
 
@@ -212,7 +232,7 @@ describe("make through an OpenAI-compatible server (the echo server)", () => {
 
   test("OPENAI_BASE_URL picks it; a real completion goes through it; the choice is logged once", async () => {
     const logs: string[] = [];
-    const auto = makeAutoPlugin({ env: { OPENAI_BASE_URL: `${echo.url}/v1` }, probe: noOllama });
+    const auto = makeAutoPlugin({ env: hermetic({ OPENAI_BASE_URL: `${echo.url}/v1` }), probe: noOllama });
     const problems = [...(await auto.preflight!(config(), { instance: "agent1", baseDir: cacheDir, env: {} }))];
     assert.deepEqual(problems, []);
     const policy = await new PluginTester(auto).make<Policy>({ rank: 2, compatible_model: "echo", cache_dir: cacheDir, max_tokens: 50 }, {}, { instance: "agent2", log: (m) => logs.push(m) });

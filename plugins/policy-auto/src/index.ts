@@ -1,13 +1,17 @@
 /**
  * @bdc/policy-auto: `policy/auto`, a policy on whatever model access the user has (OpenAI,
- * Anthropic, an OpenAI-compatible server, Ollama), built on those provider plugins.
+ * Anthropic, an OpenAI-compatible server, Ollama, a model pulled to this machine), built on those
+ * provider plugins.
  */
 export {
   default as autoPolicyPlugin,
   AutoConfig,
   chooseProvider,
+  DEFAULT_LOCAL_MODEL,
   DEFAULT_PREFER,
   describeChoice,
+  KNOWN_MODEL_SIZES,
+  loadLocalPlugin,
   makeAutoPlugin,
   NO_ACCESS_HINT,
   noAccessMessage,
@@ -19,4 +23,4 @@ export {
   README_SECTION,
   underlyingConfig,
 } from "./auto-plugin.ts";
-export type { AutoOptions, Choice, Env, Provider } from "./auto-plugin.ts";
+export type { AutoOptions, Choice, Env, LocalSpec, OfflineOffer, Provider } from "./auto-plugin.ts";

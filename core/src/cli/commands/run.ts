@@ -15,7 +15,7 @@ import { invocationOf, resolveInvocation, workflowFlags, type Invocation } from 
 export const runCommand: CommandSpec = {
   name: "run",
   summary: "Run a workflow; every finished item is saved at once, so a stopped or killed run resumes where it was.",
-  usage: "bdc run <workflow.yaml> [--overlay FILE]... [--set PATH=VALUE]... [--out DIR] | bdc run [<workflow.yaml>] --resume DIR",
+  usage: "bdc run <workflow.yaml> [--overlay FILE]... [--set PATH=VALUE]... [--out DIR] [--yes] | bdc run [<workflow.yaml>] --resume DIR [--yes]",
   minPositionals: 0,
   maxPositionals: 1,
   flags: {
@@ -23,9 +23,13 @@ export const runCommand: CommandSpec = {
     out: { type: "string", value: "DIR", description: "run directory (default runs/<workflow>-<date>-<time>)" },
     resume: { type: "string", short: "r", value: "DIR", description: "continue the run in DIR, skipping finished items" },
     quiet: { type: "boolean", short: "q", description: "no progress output" },
+    yes: { type: "boolean", short: "y", description: "answer yes to what plugins offer to do before the run (e.g. download a model)" },
   },
   details:
     "Writes resolved.yaml, plugins.json, events.jsonl, steps/<step>/outputs.jsonl, summary.json and report.html.\n" +
+    "--yes: without it, a plugin that needs something done first (policy/auto with no model access: pulling a local model) stops the run\n" +
+    "in its preflight check and says what it would do; with it, that is done before the run starts (progress on stderr; an interrupted\n" +
+    "download resumes next time). `bdc validate` never does such work.\n" +
     "Ctrl-C stops cleanly (a second Ctrl-C forces). Exit codes: 0 succeeded, 1 some work failed, 2 invalid workflow or usage, 130 interrupted.",
 };
 
@@ -39,7 +43,7 @@ export async function runRun(io: Io, args: ParsedArgs): Promise<number> {
   else if (resumeDir !== undefined) inv = readInvocation(resumeDir);
   else throw new BdcError({ code: "BDC_USAGE", message: "bdc run: missing argument <workflow.yaml>", hint: `usage: ${runCommand.usage}` });
 
-  const { workflow } = await resolveInvocation(io, inv);
+  const { workflow } = await resolveInvocation(io, inv, { assumeYes: args.flags.yes === true, quiet: args.flags.quiet === true });
   if (resumeDir !== undefined) checkResumable(resumeDir, workflow.document);
   const dir = resumeDir ?? path.resolve(io.cwd, (args.flags.out as string | undefined) ?? path.join("runs", `${workflow.name}-${timestamp()}`));
   const rel = displayPath(dir, io.cwd);

@@ -49,7 +49,7 @@ export function modelProblems(model: string, config: DeviceConfig, baseDir: stri
  */
 export async function loadInstanceModel(model: string, config: DeviceConfig, kernel: KernelServices): Promise<{ dir: string; options: LoadOptions; lm: CausalLM }> {
   const dir = resolveModelDir(model, kernel.baseDir);
-  const options = loadOptionsOf(config, kernel.baseDir, (line) => kernel.log(`[${kernel.instance}] ${line}`));
+  const options = loadOptionsOf(config, kernel.baseDir, (line) => kernel.log(line));
   return { dir, options, lm: await sharedModel(dir, options) };
 }
 
