@@ -215,6 +215,6 @@ test("bdc validate: device: cuda without the CUDA provider is BDC_DEVICE_UNAVAIL
 
   const fp16 = await bdcInProcess("validate", "zero-shot-local.yaml", "--set", `plugins.student.with.model=${model}`, "--set", "plugins.student.with.dtype=float16");
   assert.equal(fp16.code, 2, fp16.err);
-  assert.match(fp16.err, /plugins\.student\.with\.dtype {2}dtype: float16 needs device: cuda .* {2}\[BDC_CONFIG_VALUE\]/);
+  assert.match(fp16.err, /plugins\.student\.with\.dtype {2}dtype: float16 is for device: cuda .* {2}\[BDC_CONFIG_VALUE\]/);
   assert.match(fp16.err, /hint: remove dtype, or set device: cuda/);
 });

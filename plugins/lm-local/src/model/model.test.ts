@@ -84,6 +84,24 @@ test("KV-cache decoding equals full recomputation, token by token", async () => 
   }
 });
 
+test("the float16 graph (CUDA's compute type) runs here on CPU: within fp16 rounding of float32, cache included", async () => {
+  const lm32 = await tiny("qwen2-bias-tied", ARCHS[1]![1]);
+  const lm16 = await tiny("qwen2-bias-tied", ARCHS[1]![1], { dtype: "float16" });
+  try {
+    const V = lm32.config.vocabSize;
+    const at = IDS.map((_, i) => i);
+    const a = await lm32.forward({ ids: [IDS], logitsAt: at });
+    const b = await lm16.forward({ ids: [IDS], logitsAt: at });
+    assert.ok(maxAbsDiff(a.logits, b.logits) < 5e-3, `fp16 vs fp32: ${maxAbsDiff(a.logits, b.logits)}`);
+    let step = await lm16.forward({ ids: [IDS.slice(0, 6)] });
+    for (let i = 6; i < IDS.length; i++) step = await lm16.forward({ ids: [[IDS[i]!]], past: step.cache });
+    assert.ok(maxAbsDiff(step.logits, b.logits.subarray((IDS.length - 1) * V)) < 1e-3);
+  } finally {
+    await lm32.dispose();
+    await lm16.dispose();
+  }
+});
+
 test("a batched cache grows past its capacity and still equals full recomputation", async () => {
   const lm = await tiny("mistral-mha", ARCHS[2]![1]);
   try {

@@ -38,7 +38,7 @@ export function modelProblems(model: string, config: DeviceConfig, baseDir: stri
     const reason = cudaUnavailableReason();
     if (reason !== undefined) problems.push({ code: "BDC_DEVICE_UNAVAILABLE", path: ["device"], message: `device: cuda, but ${reason}`, hint: CUDA_INSTALL_HINT });
   } else if (config.dtype === "float16") {
-    problems.push({ code: "BDC_CONFIG_VALUE", path: ["dtype"], message: "dtype: float16 needs device: cuda (ONNX Runtime's CPU kernels compute in float32)", hint: "remove dtype, or set device: cuda" });
+    problems.push({ code: "BDC_CONFIG_VALUE", path: ["dtype"], message: "dtype: float16 is for device: cuda (on CPU, float32 is ONNX Runtime's fast path)", hint: "remove dtype, or set device: cuda" });
   }
   return problems;
 }
