@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { writeModel, type Graph } from "@bdc/onnx-graph";
 
 /** Bumped whenever the graph a checkpoint turns into changes. */
-export const GRAPH_VERSION = 4;
+export const GRAPH_VERSION = 5;
 
 export function compiledKey(modelDir: string, options: unknown): string {
   const files = fs

@@ -144,8 +144,13 @@ export function buildLlamaGraph(config: ModelConfig, weights: CheckpointWeights,
       return g.add(g.mul(x, cos), g.mul(swapped, sinSigned));
     });
 
-  const embed = w("model.embed_tokens.weight", [V, H], () => convert(weights.readFloat32("model.embed_tokens.weight"), dtype));
-  let h = g.gather(embed, ids, 0);
+  // The vocabulary projection is stored as [H, V] for its matmul. With tied embeddings the
+  // lookup gathers columns of that same matrix rather than keeping a second [V, H] copy.
+  const tied = config.tieWordEmbeddings || !weights.has("lm_head.weight");
+  const lmHead = w("lm_head.weight_t", [H, V], transposedConcat(weights, [tied ? "model.embed_tokens.weight" : "lm_head.weight"], H, dtype));
+  let h = tied
+    ? g.transpose(g.gather(lmHead, ids, 1), [1, 2, 0])
+    : g.gather(w("model.embed_tokens.weight", [V, H], () => convert(weights.readFloat32("model.embed_tokens.weight"), dtype)), ids, 0);
   const scale = g.scalar(1 / Math.sqrt(D));
   const scaleT = dtype === "float32" ? scale : g.cast(scale, dtype);
   const qOut = nH * D;
@@ -213,8 +218,6 @@ export function buildLlamaGraph(config: ModelConfig, weights: CheckpointWeights,
   const hidden = rmsNorm(h, "model.norm.weight");
   g.output(dtype === "float32" ? hidden : g.cast(hidden, "float32"), "hidden");
   const picked = g.gather(hidden, logitsIndex, 1);
-  const head = config.tieWordEmbeddings || !weights.has("lm_head.weight") ? "model.embed_tokens.weight" : "lm_head.weight";
-  const lmHead = w("lm_head.weight_t", [H, V], transposedConcat(weights, [head], H, dtype));
   const logits = g.matMul(picked, lmHead);
   g.output(dtype === "float32" ? logits : g.cast(logits, "float32"), "logits");
   return g.build();
