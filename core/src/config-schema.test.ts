@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { Schema } from "effect";
-import { decodeConfig, describeAst, encodeConfig, option, optional, required, type ConfigProblem } from "./config-schema.ts";
+import { decodeConfig, describeAst, encodeConfig, option, optional, PathOrName, required, resolveFilePaths, type ConfigProblem } from "./config-schema.ts";
 
 function problems(fields: Schema.Struct.Fields, input: unknown): ConfigProblem[] {
   const r = decodeConfig(Schema.Struct(fields) as unknown as Schema.Schema<unknown, unknown>, input);
@@ -164,4 +164,18 @@ describe("encodeConfig", () => {
     assert.ok(r.ok);
     assert.deepEqual(encodeConfig(schema, r.value), { c: 1, value: "mean", temperature: 0, n: 2, model: "m" });
   });
+});
+
+test("PathOrName: resolved when written as a path (./x, ../x, /x), kept when a name (org/name)", () => {
+  const schema = Schema.Struct({ model: PathOrName.pipe(Schema.minLength(1)), other: Schema.String });
+  const resolve = (model: string) => {
+    const config: Record<string, unknown> = { model, other: "./x" };
+    resolveFilePaths(schema, config, () => "/base");
+    return config;
+  };
+  assert.deepEqual(resolve("./tiny"), { model: "/base/tiny", other: "./x" });
+  assert.equal(resolve("../m").model, "/m");
+  assert.equal(resolve("/abs/m").model, "/abs/m");
+  assert.equal(resolve("Qwen/Qwen2.5-Coder-0.5B-Instruct").model, "Qwen/Qwen2.5-Coder-0.5B-Instruct");
+  assert.equal(resolve("tiny").model, "tiny");
 });

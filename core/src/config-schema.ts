@@ -46,15 +46,31 @@ const FilePathId = Symbol.for("@bdc/core/FilePath");
  */
 export const FilePath: Schema.Schema<string> = Schema.String.annotations({ [FilePathId]: true, title: "path" });
 
-/** Config keys holding a FilePath ("one"), a list of them ("many") or a name -> FilePath map ("map"). */
-export function filePathKeys(schema: Schema.Schema.Any): Map<string, "one" | "many" | "map"> {
-  const out = new Map<string, "one" | "many" | "map">();
+const PathOrNameId = Symbol.for("@bdc/core/PathOrName");
+
+/**
+ * A path when written as one (`./x`, `../x`, `/x`), else a name (e.g. a Hugging Face hub id
+ * `org/name`): only a path is resolved, as a FilePath is.
+ */
+export const PathOrName: Schema.Schema<string> = Schema.String.annotations({ [PathOrNameId]: true, title: "path or name" });
+
+/** Written as a path: explicitly relative or absolute. */
+export const isWrittenAsPath = (v: string): boolean => /^(\.{1,2}([/\\]|$)|[/\\]|[A-Za-z]:[/\\])/.test(v);
+
+/**
+ * Config keys holding a FilePath ("one"), a list of them ("many"), a name -> FilePath map
+ * ("map"), or a PathOrName ("one-if-path").
+ */
+export function filePathKeys(schema: Schema.Schema.Any): Map<string, "one" | "many" | "map" | "one-if-path"> {
+  const out = new Map<string, "one" | "many" | "map" | "one-if-path">();
   const ast = Schema.typeSchema(schema).ast;
   if (!AST.isTypeLiteral(ast)) return out;
-  const isPath = (t: AST.AST): boolean => FilePathId in t.annotations || (AST.isUnion(t) && t.types.some(isPath)) || (AST.isRefinement(t) && isPath(t.from));
+  const marked = (id: symbol) => (t: AST.AST): boolean => id in t.annotations || (AST.isUnion(t) && t.types.some(marked(id))) || (AST.isRefinement(t) && marked(id)(t.from));
+  const isPath = marked(FilePathId);
   for (const p of ast.propertySignatures) {
     const members = AST.isUnion(p.type) ? p.type.types : [p.type];
     if (members.some(isPath)) out.set(String(p.name), "one");
+    else if (members.some(marked(PathOrNameId))) out.set(String(p.name), "one-if-path");
     else if (members.some((m) => AST.isTupleType(m) && m.rest.some((r) => isPath(r.type)))) out.set(String(p.name), "many");
     else if (members.some((m) => AST.isTypeLiteral(m) && m.indexSignatures.some((i) => isPath(i.type)))) out.set(String(p.name), "map");
   }
@@ -69,6 +85,7 @@ export function resolveFilePaths(schema: Schema.Schema.Any, config: Record<strin
   for (const [key, arity] of filePathKeys(schema)) {
     const v = config[key];
     if (arity === "one" && typeof v === "string") config[key] = path.resolve(dirOf([key]), v);
+    if (arity === "one-if-path" && typeof v === "string" && isWrittenAsPath(v)) config[key] = path.resolve(dirOf([key]), v);
     if (arity === "many" && Array.isArray(v)) config[key] = v.map((x, i) => (typeof x === "string" ? path.resolve(dirOf([key, i]), x) : x));
     if (arity === "map" && typeof v === "object" && v !== null && !Array.isArray(v)) {
       config[key] = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, typeof x === "string" ? path.resolve(dirOf([key, k]), x) : x]));

@@ -3,14 +3,14 @@
  * tokens, or the last token), L2-normalised, computed in batches.
  */
 import { Schema } from "effect";
-import { definePlugin, option, required } from "@bdc/core";
+import { definePlugin, option, PathOrName, required } from "@bdc/core";
 import { embedTexts } from "../model/embed.ts";
 import { withModel } from "../model/model-pool.ts";
 import { deviceFields, loadInstanceModel, MODEL_DOC, modelProblems } from "./device-config.ts";
 import type { Encoder } from "./encoder-types.ts";
 
 export const LocalEncoderConfig = Schema.Struct({
-  model: required(Schema.String.pipe(Schema.minLength(1)), MODEL_DOC),
+  model: required(PathOrName.pipe(Schema.minLength(1)), MODEL_DOC),
   pooling: option(Schema.Literal("mean", "last"), "mean", "mean of the token states, or the last token's state"),
   batch_size: option(Schema.Int.pipe(Schema.positive()), 8, "texts per forward pass"),
   max_tokens: option(Schema.Int.pipe(Schema.positive()), 512, "longer texts are cut to this many tokens"),

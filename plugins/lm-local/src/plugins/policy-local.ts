@@ -5,7 +5,7 @@
  */
 import * as path from "node:path";
 import { Schema } from "effect";
-import { BdcError, definePlugin, optional } from "@bdc/core";
+import { BdcError, definePlugin, optional, PathOrName, required } from "@bdc/core";
 import { createPolicy, policyFields, ProviderError, type ProviderClient } from "@bdc/policy";
 import { generate } from "../model/generate.ts";
 import { withModel } from "../model/model-pool.ts";
@@ -13,7 +13,7 @@ import { deviceFields, loadInstanceModel, MODEL_DOC, modelProblems } from "./dev
 
 export const LocalPolicyConfig = Schema.Struct({
   ...policyFields,
-  model: policyFields.model.annotations({ description: MODEL_DOC }),
+  model: required(PathOrName.pipe(Schema.minLength(1)), MODEL_DOC),
   top_k: optional(Schema.Int.pipe(Schema.positive()), "sample only among the k most likely tokens (with temperature > 0)"),
   ...deviceFields,
 });
