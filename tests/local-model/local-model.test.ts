@@ -193,7 +193,7 @@ test("bdc validate: a missing model folder is BDC_MODEL_NOT_FOUND at plugins.<na
   // As the fixture has it (a relative folder that is not there): located at its line in the YAML.
   const asWritten = await bdcInProcess("validate", "zero-shot-local.yaml");
   assert.equal(asWritten.code, 2, asWritten.err);
-  assert.match(asWritten.err, /zero-shot-local\.yaml:\d+:\d+ plugins\.student\.with\.model {2}model \.\/set-by-the-test: .* does not exist {2}\[BDC_MODEL_NOT_FOUND\]/);
+  assert.match(asWritten.err, /zero-shot-local\.yaml:\d+:\d+ plugins\.student\.with\.model {2}model \/.*\/set-by-the-test: .* does not exist {2}\[BDC_MODEL_NOT_FOUND\]/);
 });
 
 test("bdc validate: device: cuda without the CUDA provider is BDC_DEVICE_UNAVAILABLE with the install hint; dtype: float16 on cpu is a config error", async (t) => {
