@@ -14,7 +14,7 @@ import { scoreTokens } from "./model/score.ts";
 const spec = {
   name: "lm",
   summary: "Run the local model: token log-probabilities (lm score) or text (lm generate)",
-  usage: 'bdc lm score --model DIR --text "..." [--bos] [--json]\n       bdc lm generate --model DIR --prompt "..." [--max-tokens N] [--chat] [--json]',
+  usage: 'bdc lm score --model DIR --text "..." [--bos] [--adapter DIR] [--json]\n       bdc lm generate --model DIR --prompt "..." [--max-tokens N] [--chat] [--adapter DIR] [--json]',
   minPositionals: 1,
   maxPositionals: 1,
   details: [
@@ -35,6 +35,7 @@ const spec = {
     "top-k": { type: "string", value: "K", description: "generate: sample among the k most likely" },
     seed: { type: "string", value: "S", description: "generate: sampling seed" },
     stop: { type: "string", value: "TEXT", multiple: true, description: "generate: stop at this text (repeatable)" },
+    adapter: { type: "string", value: "DIR", description: "a PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) to apply" },
     device: { type: "string", value: "cpu|cuda", description: "where to run (default cpu)" },
     "device-id": { type: "string", value: "N", description: "CUDA device ordinal (default 0)" },
     threads: { type: "string", value: "N", description: "CPU threads (default: every core)" },
@@ -67,6 +68,7 @@ async function load(io: Io, args: ParsedArgs): Promise<CausalLM> {
     deviceId: numberFlag(args, "device-id", (n) => Number.isInteger(n) && n >= 0, "a device number"),
     threads: numberFlag(args, "threads", isPositiveInt, "a positive integer"),
     cacheDir: defaultOnnxCache(io.cwd),
+    adapter: typeof args.flags["adapter"] === "string" ? path.resolve(io.cwd, args.flags["adapter"]) : undefined,
     onProgress: quiet ? undefined : (line) => io.err(`${line}\n`),
   });
 }

@@ -11,6 +11,7 @@ import { loadTokenizer, type LoadedTokenizer } from "../checkpoint/tokenizer.ts"
 import { compiledKey, compiledModel } from "./compiled-cache.ts";
 import { buildLlamaGraph, inputNames, MASKED } from "./llama-graph.ts";
 import type { LoraSlots } from "./lora-slots.ts";
+import { readPeftAdapter } from "./peft-adapter.ts";
 
 export interface LoadOptions {
   readonly device?: Device | undefined;
@@ -19,6 +20,8 @@ export interface LoadOptions {
   /** Compute type; float16 is for CUDA (ONNX Runtime's CPU kernels are float32). */
   readonly dtype?: "float32" | "float16" | undefined;
   readonly lora?: LoraSlots | undefined;
+  /** A PEFT LoRA adapter folder, applied to every call (its slots are built into the graph). */
+  readonly adapter?: string | undefined;
   /** Where built ONNX models are kept (default: <project>/.cache/bdc/onnx, or $BDC_ONNX_CACHE). */
   readonly cacheDir?: string | undefined;
   /** Told about slow work (building the ONNX model). */
@@ -87,7 +90,9 @@ export class CausalLM {
     const config = readModelConfig(dir);
     const tokenizer = loadTokenizer(dir);
     const dtype = options.dtype ?? "float32";
-    const graphOptions = { dtype, lora: options.lora };
+    const adapter = options.adapter === undefined ? undefined : readPeftAdapter(options.adapter, config);
+    if (adapter !== undefined && options.lora !== undefined) throw new BdcError({ code: "BDC_USAGE", message: "give either lora slots or an adapter, not both" });
+    const graphOptions = { dtype, lora: adapter?.slots ?? options.lora };
     const cacheDir = options.cacheDir ?? defaultOnnxCache();
     // Weights are read lazily, while the model is written, so the reader stays open until then.
     let weights: CheckpointWeights | undefined;
@@ -112,7 +117,17 @@ export class CausalLM {
     const { modelPath, built } = compiled;
     if (built) options.onProgress?.(`built ${modelPath}`);
     const session = await openSession(modelPath, { device: options.device ?? "cpu", deviceId: options.deviceId, threads: options.threads });
-    return new CausalLM(dir, config, tokenizer, session, options, modelPath);
+    const lm = new CausalLM(dir, config, tokenizer, session, options, modelPath);
+    if (adapter !== undefined) lm.adapterFeeds = lm.inComputeType(adapter.feeds);
+    return lm;
+  }
+
+  /** The adapter's tensors, fed to every call that brings no LoRA tensors of its own. */
+  private adapterFeeds: Readonly<Record<string, ort.Tensor>> | undefined;
+
+  /** Float tensors converted to the compute type (float16 graphs take float16 inputs). */
+  inComputeType(feeds: Readonly<Record<string, ort.Tensor>>): Record<string, ort.Tensor> {
+    return Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, t.type === "float32" ? this.floatTensor(t.data as Float32Array, [...t.dims]) : t]));
   }
 
   get dtype(): "float32" | "float16" {
@@ -154,7 +169,7 @@ export class CausalLM {
       [inputNames.positions]: new ort.Tensor("int64", positions, [batch, seq]),
       [inputNames.bias]: this.floatTensor(bias, [batch, 1, seq, total]),
       [inputNames.logitsIndex]: new ort.Tensor("int64", BigInt64Array.from(logitsAt.map(BigInt)), [logitsAt.length]),
-      ...request.lora,
+      ...(request.lora ?? this.adapterFeeds),
     };
     const rowSize = this.config.numKvHeads * this.config.headDim;
     const pastDims = [batch, past.length, this.config.numKvHeads, this.config.headDim];

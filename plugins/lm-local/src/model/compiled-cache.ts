@@ -11,15 +11,21 @@ import { writeModel, type Graph } from "@bdc/onnx-graph";
 /** Bumped whenever the graph a checkpoint turns into changes. */
 export const GRAPH_VERSION = 5;
 
-export function compiledKey(modelDir: string, options: unknown): string {
+/** A key of a folder's files as they are now (names, sizes, mtimes): changes when any is rewritten. */
+export function filesKey(dir: string, include: (file: string) => boolean = () => true): string {
   const files = fs
-    .readdirSync(modelDir)
-    .filter((f) => f === "config.json" || f.endsWith(".safetensors") || f.endsWith(".safetensors.index.json"))
+    .readdirSync(dir)
+    .filter(include)
     .sort()
     .map((f) => {
-      const st = fs.statSync(path.join(modelDir, f));
+      const st = fs.statSync(path.join(dir, f));
       return [f, st.size, Math.round(st.mtimeMs)];
     });
+  return crypto.createHash("sha256").update(JSON.stringify(files)).digest("hex").slice(0, 16);
+}
+
+export function compiledKey(modelDir: string, options: unknown): string {
+  const files = filesKey(modelDir, (f) => f === "config.json" || f.endsWith(".safetensors") || f.endsWith(".safetensors.index.json"));
   const config = fs.readFileSync(path.join(modelDir, "config.json"), "utf8");
   return crypto.createHash("sha256").update(JSON.stringify({ v: GRAPH_VERSION, dir: path.resolve(modelDir), config, files, options })).digest("hex").slice(0, 20);
 }

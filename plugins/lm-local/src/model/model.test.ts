@@ -12,7 +12,8 @@ import { ort } from "@bdc/onnx-graph";
 import { readModelConfig } from "../checkpoint/config.ts";
 import { writeTinyCheckpoint, type TinyCheckpointOptions } from "../checkpoint/make-tiny.ts";
 import { referenceForward } from "../checkpoint/reference-forward.ts";
-import { openCheckpointWeights } from "../checkpoint/safetensors.ts";
+import { openCheckpointWeights, writeSafetensors } from "../checkpoint/safetensors.ts";
+import { BdcError } from "@bdc/core";
 import { CausalLM } from "./causal-lm.ts";
 import { embedTexts } from "./embed.ts";
 import { generate } from "./generate.ts";
@@ -188,6 +189,52 @@ test("LoRA slots: fed A/B tensors change the output exactly as the reference's l
   } finally {
     await lm.dispose();
   }
+});
+
+test("a PEFT adapter folder fills the LoRA slots: logits equal the reference with scale = alpha / r", async () => {
+  const options = ARCHS[0]![1];
+  const base = await tiny("llama-gqa-rope3", options);
+  const config = base.config;
+  await base.dispose();
+  const rank = 2;
+  const alpha = 6;
+  const adapterDir = path.join(root, "adapter");
+  fs.mkdirSync(adapterDir, { recursive: true });
+  const H = config.hiddenSize;
+  const dims = { q_proj: [H, config.numHeads * config.headDim], v_proj: [H, config.numKvHeads * config.headDim] } as const;
+  let seed = 3;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5) * 0.3;
+  const tensors: Array<{ name: string; dtype: "F32"; shape: number[]; data: Float32Array }> = [];
+  const refLayers: Record<number, Record<string, { A: Float32Array; B: Float32Array; rank: number }>> = {};
+  for (let layer = 0; layer < config.numLayers; layer++) {
+    refLayers[layer] = {};
+    for (const [target, [inDim, outDim]] of Object.entries(dims)) {
+      const A = Float32Array.from({ length: rank * inDim }, rand);
+      const B = Float32Array.from({ length: outDim * rank }, rand);
+      const prefix = `base_model.model.model.layers.${layer}.self_attn.${target}`;
+      tensors.push({ name: `${prefix}.lora_A.weight`, dtype: "F32", shape: [rank, inDim], data: A }, { name: `${prefix}.lora_B.weight`, dtype: "F32", shape: [outDim, rank], data: B });
+      refLayers[layer]![target] = { A, B, rank };
+    }
+  }
+  writeSafetensors(path.join(adapterDir, "adapter_model.safetensors"), tensors);
+  fs.writeFileSync(path.join(adapterDir, "adapter_config.json"), JSON.stringify({ peft_type: "LORA", task_type: "CAUSAL_LM", r: rank, lora_alpha: alpha, lora_dropout: 0.05, target_modules: ["q_proj", "v_proj"], bias: "none" }));
+
+  const lm = await tiny("llama-gqa-rope3", options, { adapter: adapterDir });
+  try {
+    const { logits } = await lm.forward({ ids: [IDS], logitsAt: IDS.map((_, i) => i) });
+    const weights = openCheckpointWeights(lm.dir);
+    const ref = referenceForward(weights, lm.config, IDS, { lora: { scale: alpha / rank, layers: refLayers } });
+    weights.close();
+    const V = lm.config.vocabSize;
+    IDS.forEach((_, i) => assert.ok(maxAbsDiff(logits.subarray(i * V, (i + 1) * V), ref.logits[i]!) < 1e-4, `position ${i}`));
+  } finally {
+    await lm.dispose();
+  }
+
+  // An adapter for another shape of model is refused, naming the file.
+  fs.writeFileSync(path.join(adapterDir, "adapter_config.json"), JSON.stringify({ peft_type: "LORA", r: rank + 1, lora_alpha: alpha }));
+  await assert.rejects(tiny("llama-gqa-rope3", options, { adapter: adapterDir }), (e: unknown) => e instanceof BdcError && e.code === "BDC_ADAPTER_INVALID" && /adapter_model\.safetensors: tensor .* rank 3 expected/.test(e.message));
+  await assert.rejects(tiny("llama-gqa-rope3", options, { adapter: path.join(root, "no-adapter") }), (e: unknown) => e instanceof BdcError && e.code === "BDC_ADAPTER_NOT_FOUND");
 });
 
 function transpose(m: Float32Array, rows: number, cols: number): Float32Array {

@@ -1,4 +1,6 @@
 /** The config keys every plugin running the local model shares: which checkpoint, on what. */
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { Schema } from "effect";
 import { BdcError, FilePath, option, optional, type KernelServices, type PreflightProblem } from "@bdc/core";
 import { cudaUnavailableReason, CUDA_INSTALL_HINT } from "@bdc/onnx-graph";
@@ -6,6 +8,7 @@ import { readModelConfig } from "../checkpoint/config.ts";
 import { resolveModelDir } from "../hub/pull-model.ts";
 import { defaultOnnxCache, type CausalLM, type LoadOptions } from "../model/causal-lm.ts";
 import { sharedModel } from "../model/model-pool.ts";
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from "../model/peft-adapter.ts";
 
 export const deviceFields = {
   device: option(Schema.Literal("cpu", "cuda"), "cpu", "where the model runs: cpu, or cuda (needs the ONNX Runtime CUDA provider; never falls back to CPU)"),
@@ -13,6 +16,7 @@ export const deviceFields = {
   dtype: option(Schema.Literal("float32", "float16"), "float32", "compute type; float16 only on cuda"),
   threads: optional(Schema.Int.pipe(Schema.positive()), "CPU threads per operator (default: every core)"),
   onnx_cache: optional(FilePath, "where the built ONNX model is kept (default: .cache/bdc/onnx under the project root)"),
+  adapter: optional(FilePath, "a PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) applied to every call"),
 } as const;
 
 export const MODEL_DOC = "a Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json), or a hub id pulled with `pnpm bdc models pull <id>`";
@@ -23,6 +27,7 @@ export interface DeviceConfig {
   readonly dtype: "float32" | "float16";
   readonly threads?: number | undefined;
   readonly onnx_cache?: string | undefined;
+  readonly adapter?: string | undefined;
 }
 
 /** Checks that need no model loading: the checkpoint is there and supported, the device exists. */
@@ -33,6 +38,12 @@ export function modelProblems(model: string, config: DeviceConfig, baseDir: stri
   } catch (e) {
     if (!(e instanceof BdcError)) throw e;
     problems.push({ code: e.code, path: ["model"], message: e.message, ...(e.hint === undefined ? {} : { hint: e.hint }) });
+  }
+  if (config.adapter !== undefined) {
+    for (const file of [ADAPTER_CONFIG, ADAPTER_WEIGHTS]) {
+      const f = path.join(config.adapter, file);
+      if (!fs.existsSync(f)) problems.push({ code: "BDC_ADAPTER_NOT_FOUND", path: ["adapter"], message: `${f} does not exist`, hint: "give the folder PEFT's save_pretrained wrote (adapter_config.json, adapter_model.safetensors)" });
+    }
   }
   if (config.device === "cuda") {
     const reason = cudaUnavailableReason();
@@ -60,6 +71,7 @@ export function loadOptionsOf(config: DeviceConfig, baseDir: string, log?: (line
     dtype: config.dtype,
     threads: config.threads,
     cacheDir: config.onnx_cache ?? defaultOnnxCache(baseDir),
+    adapter: config.adapter,
     onProgress: log,
   };
 }

@@ -7,6 +7,7 @@ import * as path from "node:path";
 import { Schema } from "effect";
 import { BdcError, definePlugin, optional, PathOrName, required } from "@bdc/core";
 import { createPolicy, policyFields, ProviderError, type ProviderClient } from "@bdc/policy";
+import { filesKey } from "../model/compiled-cache.ts";
 import { generate } from "../model/generate.ts";
 import { withModel } from "../model/model-pool.ts";
 import { deviceFields, loadInstanceModel, MODEL_DOC, modelProblems } from "./device-config.ts";
@@ -29,7 +30,7 @@ export default definePlugin({
     const { dir, options, lm } = await loadInstanceModel(config.model, config, kernel);
     // The built model's key covers the checkpoint's files (sizes, mtimes), so cached responses
     // of other weights under the same folder name are never served.
-    const weightsKey = path.basename(path.dirname(lm.modelPath));
+    const weightsKey = path.basename(path.dirname(lm.modelPath)) + (config.adapter === undefined ? "" : `+${filesKey(config.adapter)}`);
     const client: ProviderClient = {
       provider: "local",
       endpoint: `file://${dir}#${weightsKey}:${config.device}:${config.dtype}`,
