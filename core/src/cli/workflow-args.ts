@@ -34,8 +34,7 @@ export interface PreflightOptions {
   readonly quiet?: boolean;
 }
 
-export async function resolveInvocation(io: Io, inv: Invocation, options: boolean | PreflightOptions = true): Promise<{ workflow: ResolvedWorkflow; registry: PluginRegistry }> {
-  const o: PreflightOptions = typeof options === "boolean" ? { preflight: options } : options;
+export async function resolveInvocation(io: Io, inv: Invocation, o: PreflightOptions = {}): Promise<{ workflow: ResolvedWorkflow; registry: PluginRegistry }> {
   const loaded = loadWorkflow({ file: inv.workflow, overlays: inv.overlays, sets: inv.sets, cwd: io.cwd });
   const registry = PluginRegistry.discover(path.dirname(inv.workflow));
   const workflow = await resolveWorkflow(loaded, {

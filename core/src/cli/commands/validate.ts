@@ -21,7 +21,7 @@ export const validateCommand: CommandSpec = {
 
 export async function runValidate(io: Io, args: ParsedArgs): Promise<number> {
   const inv = invocationOf(io, args.positionals[0]!, args);
-  const { workflow } = await resolveInvocation(io, inv, args.flags["no-preflight"] !== true);
+  const { workflow } = await resolveInvocation(io, inv, { preflight: args.flags["no-preflight"] !== true });
   if (args.flags.print === true) {
     io.out(stringify(workflow.document));
     return 0;
