@@ -33,7 +33,7 @@ import type { PublicProblem, Reward } from "@bdc/reward-python";
 import { END_MARKER } from "./prompting.ts";
 import { countingPolicy, newNode, trainingPairs, treeJSON, type BestProgram, type ChatPair } from "./search.ts";
 import { publicProblem } from "./problem-item.ts";
-import { finishSearch, searchLimitFields, summarizeSearches, type SearchLimits, type SearchOutput } from "./search-output.ts";
+import { finishSearch, limitReached, searchLimitFields, summarizeSearches, type SearchLimits, type SearchOutput } from "./search-output.ts";
 import type { Expander, SearchContext, Simulator, TreeNode } from "./types.ts";
 
 export interface BfsConfig extends SearchLimits {
@@ -116,13 +116,7 @@ export async function runBfs(input: BfsInput): Promise<BfsResult> {
   };
   const ctx: SearchContext = { problem, agents, prompts: input.prompts, reward: input.reward, signal, thoughtsTo, emit };
 
-  const stopReason = (): BfsStopReason | undefined => {
-    if (signal.aborted) return "aborted";
-    if (config.max_llm_calls !== undefined && counter.calls >= config.max_llm_calls) return "max_llm_calls";
-    if (config.max_tokens !== undefined && counter.input + counter.output >= config.max_tokens) return "max_tokens";
-    if (config.max_seconds !== undefined && (now() - t0) / 1000 >= config.max_seconds) return "max_seconds";
-    return undefined;
-  };
+  const stopReason = (): BfsStopReason | undefined => limitReached(config, counter, (now() - t0) / 1000, signal);
   const solved = (): boolean => config.early_stop && best.passRate >= 1;
 
   const simulate = async (node: TreeNode): Promise<void> => {

@@ -27,6 +27,20 @@ export interface SearchLimits {
   readonly export_min_pass_rate: number;
 }
 
+/** Which of the limits a search has reached, if any (checked between operator calls). */
+export function limitReached(
+  limits: SearchLimits,
+  spent: { readonly calls: number; readonly input: number; readonly output: number },
+  seconds: number,
+  signal: AbortSignal,
+): "aborted" | "max_llm_calls" | "max_tokens" | "max_seconds" | undefined {
+  if (signal.aborted) return "aborted";
+  if (limits.max_llm_calls !== undefined && spent.calls >= limits.max_llm_calls) return "max_llm_calls";
+  if (limits.max_tokens !== undefined && spent.input + spent.output >= limits.max_tokens) return "max_tokens";
+  if (limits.max_seconds !== undefined && seconds >= limits.max_seconds) return "max_seconds";
+  return undefined;
+}
+
 export interface SearchOutput<Stop extends string = string> {
   readonly code: string;
   readonly public_pass_rate: number;

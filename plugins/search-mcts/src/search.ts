@@ -33,7 +33,7 @@ import type { ChatMessage, Completion, Policy, PromptLibrary, Sampling, Usage } 
 import type { PublicProblem, Reward } from "@bdc/reward-python";
 import { END_MARKER, numberedThoughts, problemText } from "./prompting.ts";
 import type { Backup, Expander, ProgramRecord, Pruner, Refiner, SearchContext, Selector, Simulator, TreeNode } from "./types.ts";
-import type { SearchLimits } from "./search-output.ts";
+import { limitReached, type SearchLimits } from "./search-output.ts";
 
 export interface SearchOperators {
   readonly select: Selector;
@@ -242,13 +242,7 @@ export async function runSearch(input: SearchInput): Promise<SearchResult> {
       .filter((t) => t !== "" && t !== END_MARKER);
   const ctx: SearchContext = { problem, agents, prompts: input.prompts, reward: input.reward, signal, thoughtsTo, emit };
 
-  const stopReason = (): StopReason | undefined => {
-    if (signal.aborted) return "aborted";
-    if (config.max_llm_calls !== undefined && counter.calls >= config.max_llm_calls) return "max_llm_calls";
-    if (config.max_tokens !== undefined && counter.input + counter.output >= config.max_tokens) return "max_tokens";
-    if (config.max_seconds !== undefined && (now() - t0) / 1000 >= config.max_seconds) return "max_seconds";
-    return undefined;
-  };
+  const stopReason = (): StopReason | undefined => limitReached(config, counter, (now() - t0) / 1000, signal);
   const solved = (): boolean => config.early_stop && best.passRate >= 1;
 
   const simulate = async (node: TreeNode): Promise<void> => {
