@@ -19,6 +19,7 @@
 import * as crypto from "node:crypto";
 import * as http from "node:http";
 import type { RepoType } from "./client.ts";
+import { listenOnLoopback, type LoopbackServer } from "@bdc/core/testing";
 
 export const sha256 = (b: Buffer | string): string => crypto.createHash("sha256").update(b).digest("hex");
 export const gitSha1 = (b: Buffer | string): string => {
@@ -114,12 +115,10 @@ export async function startFakeHub(repos: ReadonlyArray<FakeRepo> = []): Promise
     setRepos,
     commitOf: (id) => [...byRepo.values()].find((r) => r.repo.id === id)!.commit,
     close: async () => {
-      for (const s of [hubServer, cdnServer]) {
-        s.closeAllConnections();
-        await new Promise((r) => s.close(r));
-      }
+      await Promise.all(listening.map((l) => l.close()));
     },
   };
+  const listening: LoopbackServer[] = [];
 
   const fail = (res: http.ServerResponse, status: number, code: string, message: string, extra: http.OutgoingHttpHeaders = {}) =>
     void res.writeHead(status, { "content-type": "application/json", "x-error-code": code, "x-error-message": message, ...extra }).end(JSON.stringify({ error: message }));
@@ -229,11 +228,11 @@ export async function startFakeHub(repos: ReadonlyArray<FakeRepo> = []): Promise
     serve(req, res, f.served, `${f.repo.id}/${f.path}`, { etag: `"${sha}"`, "content-type": "application/octet-stream" });
   });
 
-  for (const s of [hubServer, cdnServer]) await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s: http.Server) => (s.address() as { port: number }).port;
-  (hub as { endpoint: string }).endpoint = `http://127.0.0.1:${port(hubServer)}`;
+  const [hubListening, cdnListening] = [await listenOnLoopback(hubServer), await listenOnLoopback(cdnServer)];
+  listening.push(hubListening, cdnListening);
+  (hub as { endpoint: string }).endpoint = hubListening.url;
   // Another port is another origin: the token must not follow a redirect there.
-  (hub as { cdn: string }).cdn = `http://127.0.0.1:${port(cdnServer)}`;
+  (hub as { cdn: string }).cdn = cdnListening.url;
   return hub;
 }
 

@@ -5,7 +5,7 @@
  * request takes the next scripted behaviour; with none left it answers normally.
  */
 import * as http from "node:http";
-import type { AddressInfo } from "node:net";
+import { listenOnLoopback } from "@bdc/core/testing";
 
 export interface Recorded {
   readonly method: string;
@@ -114,17 +114,12 @@ export async function startFakeMessagesServer(apiKey: string): Promise<FakeServe
     });
   });
 
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
+  const { url, close } = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     requests,
     script: (...behaviours) => void queue.push(...behaviours),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }
 

@@ -6,6 +6,7 @@
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
+import { listenOnLoopback } from "@bdc/core/testing";
 
 export type Reply =
   | { readonly chat: string; readonly promptEvalCount?: number | null; readonly evalCount?: number; readonly doneReason?: string; readonly model?: string }
@@ -116,17 +117,12 @@ export async function fakeOllama(): Promise<FakeOllama> {
     }
   }
 
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
+  const { url, close } = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     requests,
     script: (...replies) => void queue.push(...replies),
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close,
   };
 }
 

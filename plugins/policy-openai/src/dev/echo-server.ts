@@ -13,9 +13,9 @@
  * /v1/models lists "echo". Listens on 127.0.0.1 only; each request is logged as one line.
  */
 import * as http from "node:http";
-import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { listenOnLoopback } from "@bdc/core/testing";
 
 export interface EchoServer {
   /** http://127.0.0.1:PORT (the OpenAI base URL is this + "/v1"). */
@@ -105,7 +105,7 @@ function readBody(req: http.IncomingMessage): Promise<string> {
 }
 
 /** Starts the echo server on 127.0.0.1 (port 0: a free one). */
-export function startEchoServer(port = 0, options: EchoServerOptions = {}): Promise<EchoServer> {
+export async function startEchoServer(port = 0, options: EchoServerOptions = {}): Promise<EchoServer> {
   let requests = 0;
   let seq = 0;
   const log = options.log ?? (() => {});
@@ -165,23 +165,7 @@ export function startEchoServer(port = 0, options: EchoServerOptions = {}): Prom
     }
   });
 
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => {
-      server.off("error", reject);
-      const actual = (server.address() as AddressInfo).port;
-      resolve({
-        url: `http://127.0.0.1:${actual}`,
-        port: actual,
-        requests: () => requests,
-        close: () =>
-          new Promise<void>((done) => {
-            server.closeAllConnections();
-            server.close(() => done());
-          }),
-      });
-    });
-  });
+  return { ...(await listenOnLoopback(server, port)), requests: () => requests };
 }
 
 const isMain = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);

@@ -39,9 +39,9 @@
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as http from "node:http";
-import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { fileURLToPath } from "node:url";
+import { listenOnLoopback } from "@bdc/core/testing";
 
 export type PromptKind = "expand-thought" | "code-from-thoughts" | "zero-shot" | "refine-summary" | "regenerate-thought" | "reflection" | "repair" | "lats-expand" | "rap-subquestion" | "rap-answer" | "rap-self-eval" | "unknown";
 
@@ -308,7 +308,7 @@ function readBody(req: http.IncomingMessage): Promise<string> {
 }
 
 /** Starts the scripted server on 127.0.0.1. */
-export function startScriptedServer(options: ScriptedServerOptions): Promise<ScriptedServer> {
+export async function startScriptedServer(options: ScriptedServerOptions): Promise<ScriptedServer> {
   const model = new ScriptedModel(options.problems);
   const calls: ScriptedCall[] = [];
   const log = options.log ?? (() => {});
@@ -372,24 +372,7 @@ export function startScriptedServer(options: ScriptedServerOptions): Promise<Scr
     }
   });
 
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, "127.0.0.1", () => {
-      server.off("error", reject);
-      const port = (server.address() as AddressInfo).port;
-      resolve({
-        url: `http://127.0.0.1:${port}`,
-        port,
-        requests: () => calls.length,
-        calls: () => calls,
-        close: () =>
-          new Promise<void>((done) => {
-            server.closeAllConnections();
-            server.close(() => done());
-          }),
-      });
-    });
-  });
+  return { ...(await listenOnLoopback(server, options.port ?? 0)), requests: () => calls.length, calls: () => calls };
 }
 
 const isMain = process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
