@@ -4,8 +4,8 @@
  * the same ONNX file and a failing node can be found by name.
  */
 import { BdcError } from "@bdc/core";
-import { canonical, isStatic, shapeToString, type Dim, type Shape } from "./dims.ts";
-import { isFloat, type DType, type TensorData } from "./dtypes.ts";
+import { canonical, shapeToString, type Dim, type Shape } from "./dims.ts";
+import { isFloat, ONNX_DTYPE, type DType, type TensorData } from "./dtypes.ts";
 import type { AttributeValue, Graph, GraphNode, Initializer, Value } from "./graph.ts";
 import * as infer from "./shape-inference.ts";
 
@@ -133,8 +133,7 @@ export class GraphBuilder {
     return this.unary("Sin", x, true);
   }
   cast(x: Value, to: DType): Value {
-    const onnxCode = { float32: 1, int32: 6, int64: 7, bool: 9, float16: 10, bfloat16: 16 }[to];
-    return this.one("Cast", [x], to, x.shape, { to: onnxCode });
+    return this.one("Cast", [x], to, x.shape, { to: ONNX_DTYPE[to] });
   }
   where(condition: Value, a: Value, b: Value): Value {
     if (condition.dtype !== "bool") this.fail("Where", `the condition is ${condition.dtype}, not bool`);
@@ -259,4 +258,3 @@ export class GraphBuilder {
   }
 }
 
-export { isStatic };
