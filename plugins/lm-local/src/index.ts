@@ -3,8 +3,10 @@ export { CausalLM, defaultOnnxCache, type ForwardRequest, type ForwardResult, ty
 export { embedTexts, type EmbedOptions, type Pooling } from "./model/embed.ts";
 export { generate, type GenerateOptions, type Generation } from "./model/generate.ts";
 export { buildLlamaGraph, inputNames, type LlamaGraphOptions } from "./model/llama-graph.ts";
-export { LORA_SCALE_INPUT, LORA_TARGETS, loraInputNames, type LoraSlots, type LoraTarget } from "./model/lora-slots.ts";
-export { sharedModel, withModel } from "./model/model-pool.ts";
+export { LORA_SCALE_INPUT, loraInputNames, type LoraSlots } from "./model/lora-slots.ts";
+export * from "./lora/adapter.ts";
+export { ADAPTER_CONFIG, ADAPTER_WEIGHTS, hasPeftAdapter, peftConfigJson, peftTensorNames, readPeftAdapter, writePeftAdapter } from "./lora/peft.ts";
+export { leaseModel, loadedModels, type ModelLease } from "./model/model-pool.ts";
 export { Sampler, type SamplingOptions } from "./model/sampler.ts";
 export { scoreTokens } from "./model/score.ts";
 export type { Encoder } from "./plugins/encoder-types.ts";

@@ -4,8 +4,9 @@
  * the same ONNX file and a failing node can be found by name.
  */
 import { BdcError } from "@bdc/core";
-import { canonical, shapeToString, type Dim, type Shape } from "./dims.ts";
+import { canonical, dimEquals, dimProduct, shapeToString, type Dim, type Shape } from "./dims.ts";
 import { isFloat, ONNX_DTYPE, type DType, type TensorData } from "./dtypes.ts";
+import { float32ArrayToFloat16 } from "./half.ts";
 import type { AttributeValue, Graph, GraphNode, Initializer, Value } from "./graph.ts";
 import * as infer from "./shape-inference.ts";
 
@@ -18,6 +19,7 @@ export class GraphBuilder {
   private readonly inputs: Value[] = [];
   private readonly outputs: Value[] = [];
   private readonly initializers: Initializer[] = [];
+  private readonly initializerByName = new Map<string, Initializer>();
   private readonly names = new Set<string>();
   private readonly scopes: string[] = [];
   private readonly counters = new Map<string, number>();
@@ -45,7 +47,9 @@ export class GraphBuilder {
   /** A named initializer (a weight); `data` may be a function called when the model is written. */
   weight(name: string, dtype: DType, shape: ReadonlyArray<number>, data: TensorData | (() => TensorData)): Value {
     const v = this.value(name, dtype, shape);
-    this.initializers.push({ value: v, data });
+    const init = { value: v, data };
+    this.initializers.push(init);
+    this.initializerByName.set(name, init);
     return v;
   }
 
@@ -54,7 +58,17 @@ export class GraphBuilder {
     const n = shape.reduce((p, d) => p * d, 1);
     if (values.length !== n) this.fail("Constant", `${values.length} values for shape ${shapeToString(shape)}`);
     const data: TensorData =
-      dtype === "int64" ? BigInt64Array.from(values.map((x) => BigInt(x))) : dtype === "int32" ? Int32Array.from(values) : dtype === "float32" ? Float32Array.from(values) : this.fail("Constant", `constants of ${dtype} are not supported`);
+      dtype === "int64"
+        ? BigInt64Array.from(values.map((x) => BigInt(x)))
+        : dtype === "int32"
+          ? Int32Array.from(values)
+          : dtype === "float32"
+            ? Float32Array.from(values)
+            : dtype === "float64"
+              ? Float64Array.from(values)
+              : dtype === "float16"
+                ? float32ArrayToFloat16(Float32Array.from(values))
+                : this.fail("Constant", `constants of ${dtype} are not supported`);
     return this.weight(this.uniqueName("const"), dtype, shape, data);
   }
 
@@ -80,6 +94,17 @@ export class GraphBuilder {
     const out = value.name === name ? value : this.node("Identity", [value], [{ dtype: value.dtype, shape: value.shape }], {}, name)[0]!;
     this.outputs.push(out);
     return out;
+  }
+
+  /** The data of a constant (an initializer whose data is in memory), or undefined. */
+  constantData(v: Value): TensorData | undefined {
+    const data = this.initializerByName.get(v.name)?.data;
+    return typeof data === "function" ? undefined : data;
+  }
+
+  /** The nodes added so far, in order (a topological order: a node only reads values made before it). */
+  get nodeList(): ReadonlyArray<GraphNode> {
+    return this.nodes;
   }
 
   build(): Graph {
@@ -141,7 +166,67 @@ export class GraphBuilder {
     return this.one("Where", [condition, a, b], a.dtype, this.shapes("Where", () => infer.broadcast(infer.broadcast(condition.shape, a.shape), b.shape)));
   }
 
+  relu(x: Value): Value {
+    return this.unary("Relu", x, true);
+  }
+  greater(a: Value, b: Value): Value {
+    this.sameType("Greater", a, b);
+    return this.one("Greater", [a, b], "bool", this.shapes("Greater", () => infer.broadcast(a.shape, b.shape), a, b));
+  }
+  /** Element-wise sum of any number of tensors (broadcasting). */
+  sum(xs: ReadonlyArray<Value>): Value {
+    if (xs.length === 1) return xs[0]!;
+    xs.slice(1).forEach((x) => this.sameType("Sum", xs[0]!, x));
+    return this.one("Sum", xs, xs[0]!.dtype, this.shapes("Sum", () => xs.slice(1).reduce<Shape>((s, x) => infer.broadcast(s, x.shape), xs[0]!.shape), ...xs));
+  }
+
   // ---- linear algebra and layout ----
+  /** alpha * op(a) op(b) (+ beta * c) on 2-D operands, op = transpose when asked: no copy of a transposed weight. */
+  gemm(a: Value, b: Value, options: { transA?: boolean; transB?: boolean; alpha?: number; c?: Value; beta?: number } = {}): Value {
+    this.sameType("Gemm", a, b);
+    const shape = this.shapes("Gemm", () => infer.gemm(a.shape, b.shape, options.transA === true, options.transB === true), a, b);
+    const attributes: Record<string, AttributeValue> = { transA: options.transA === true ? 1 : 0, transB: options.transB === true ? 1 : 0 };
+    if (options.alpha !== undefined) attributes["alpha"] = { float: options.alpha };
+    if (options.beta !== undefined) attributes["beta"] = { float: options.beta };
+    return this.one("Gemm", options.c === undefined ? [a, b] : [a, b, options.c], a.dtype, shape, attributes);
+  }
+  /** [d0..d(axis-1), d(axis)..] -> 2-D [product of the first, product of the rest]. */
+  flatten(x: Value, axis: number): Value {
+    const a = axis < 0 ? axis + x.shape.length : axis;
+    if (a < 0 || a > x.shape.length) this.fail("Flatten", `axis ${axis} is out of range for ${shapeToString(x.shape)}`);
+    return this.one("Flatten", [x], x.dtype, [dimProduct(x.shape.slice(0, a)), dimProduct(x.shape.slice(a))], { axis: a });
+  }
+  /** The runtime shape of `x` as an int64 vector. */
+  shapeOf(x: Value): Value {
+    return this.one("Shape", [x], "int64", [x.shape.length]);
+  }
+  /** `x` broadcast to the runtime shape of `like` (which must be what x broadcasts to). */
+  expandLike(x: Value, like: Value): Value {
+    this.shapes("Expand", () => infer.broadcast(x.shape, like.shape), x, like);
+    return this.one("Expand", [x, this.shapeOf(like)], x.dtype, like.shape);
+  }
+  /** Zeros of `like`'s dtype and runtime shape. */
+  zerosLike(like: Value): Value {
+    return this.expandLike(this.constant(like.dtype, [], [0]), like);
+  }
+  /**
+   * `x` reshaped to `like`'s shape (same element count): with a static target (ONNX's 0 and -1)
+   * when the symbolic dims allow it, else through `like`'s runtime shape.
+   */
+  reshapeLike(x: Value, like: Value): Value {
+    if (x.shape.length === like.shape.length && x.shape.every((d, i) => dimEquals(d, like.shape[i]!))) return x;
+    const target: number[] = like.shape.map((d, i) => (typeof d === "number" ? d : x.shape[i] !== undefined && dimEquals(x.shape[i]!, d) ? 0 : -1));
+    if (target.filter((t) => t === -1).length <= 1) {
+      try {
+        const inferred = infer.reshape(x.shape, target);
+        if (inferred.every((d, i) => dimEquals(d, like.shape[i]!))) return this.reshape(x, target);
+      } catch (e) {
+        if (!(e instanceof infer.ShapeError)) throw e;
+      }
+    }
+    if (!dimEquals(dimProduct(x.shape), dimProduct(like.shape))) this.fail("Reshape", `cannot reshape ${shapeToString(x.shape)} to ${shapeToString(like.shape)}`);
+    return this.one("Reshape", [x, this.shapeOf(like)], x.dtype, like.shape);
+  }
   matMul(a: Value, b: Value): Value {
     this.sameType("MatMul", a, b);
     return this.one("MatMul", [a, b], a.dtype, this.shapes("MatMul", () => infer.matMul(a.shape, b.shape), a, b));
@@ -167,6 +252,27 @@ export class GraphBuilder {
     if (indices.dtype !== "int64" && indices.dtype !== "int32") this.fail("Gather", `indices are ${indices.dtype}, not int64/int32`);
     return this.one("Gather", [data, indices], data.dtype, this.shapes("Gather", () => infer.gather(data.shape, indices.shape, axis), data, indices), { axis });
   }
+  gatherElements(data: Value, indices: Value, axis: number): Value {
+    if (indices.dtype !== "int64" && indices.dtype !== "int32") this.fail("GatherElements", `indices are ${indices.dtype}, not int64/int32`);
+    if (indices.shape.length !== data.shape.length) this.fail("GatherElements", `indices ${shapeToString(indices.shape)} and data ${shapeToString(data.shape)} differ in rank`);
+    return this.one("GatherElements", [data, indices], data.dtype, indices.shape, { axis });
+  }
+  /** `data` with `updates` written (or added, reduction "add") at `indices` along `axis`. */
+  scatterElements(data: Value, indices: Value, updates: Value, axis: number, reduction: "none" | "add" = "none"): Value {
+    this.sameType("ScatterElements", data, updates);
+    return this.one("ScatterElements", [data, indices, updates], data.dtype, data.shape, { axis, reduction });
+  }
+  /** `data` with `updates` written (or added) at the index tuples of `indices` [..., k]. */
+  scatterND(data: Value, indices: Value, updates: Value, reduction: "none" | "add" = "none"): Value {
+    this.sameType("ScatterND", data, updates);
+    return this.one("ScatterND", [data, indices, updates], data.dtype, data.shape, { reduction });
+  }
+  /** Zero padding: `begins[i]` / `ends[i]` elements before / after axis i. */
+  pad(x: Value, begins: ReadonlyArray<number>, ends: ReadonlyArray<number>): Value {
+    if (begins.length !== x.shape.length || ends.length !== x.shape.length) this.fail("Pad", `pads for ${begins.length} axes, ${shapeToString(x.shape)} has ${x.shape.length}`);
+    const shape = x.shape.map((d, i) => (begins[i] === 0 && ends[i] === 0 ? d : typeof d === "number" ? d + begins[i]! + ends[i]! : this.fail("Pad", `padding the symbolic dimension ${d}`)));
+    return this.one("Pad", [x, this.constant("int64", [2 * begins.length], [...begins, ...ends])], x.dtype, shape, { mode: "constant" });
+  }
   unsqueeze(x: Value, axes: ReadonlyArray<number>): Value {
     const out = this.shapes("Unsqueeze", () => infer.unsqueeze(x.shape, axes), x);
     return this.one("Unsqueeze", [x, this.constant("int64", [axes.length], axes)], x.dtype, out);
@@ -188,6 +294,9 @@ export class GraphBuilder {
   }
   reduceMax(x: Value, axes: ReadonlyArray<number>, keepDims = true): Value {
     return this.one("ReduceMax", [x], x.dtype, this.shapes("ReduceMax", () => infer.reduce(x.shape, axes, keepDims), x), { axes, keepdims: keepDims ? 1 : 0 });
+  }
+  reduceProd(x: Value, axes: ReadonlyArray<number>, keepDims = true): Value {
+    return this.one("ReduceProd", [x], x.dtype, this.shapes("ReduceProd", () => infer.reduce(x.shape, axes, keepDims), x), { axes, keepdims: keepDims ? 1 : 0 });
   }
   softmax(x: Value, axis = -1): Value {
     this.requireFloat("Softmax", x);

@@ -39,6 +39,14 @@ export function matMul(a: Shape, b: Shape): Dim[] {
   return [...batch, canonical(a[a.length - 2]!), canonical(b[b.length - 1]!)];
 }
 
+export function gemm(a: Shape, b: Shape, transA: boolean, transB: boolean): Dim[] {
+  if (a.length !== 2 || b.length !== 2) fail(`Gemm needs 2-D operands, got ${shapeToString(a)} and ${shapeToString(b)}`);
+  const [m, k1] = transA ? [a[1]!, a[0]!] : [a[0]!, a[1]!];
+  const [k2, n] = transB ? [b[1]!, b[0]!] : [b[0]!, b[1]!];
+  if (!dimEquals(k1, k2)) fail(`Gemm inner dimensions differ: ${shapeToString(a)}${transA ? "^T" : ""} x ${shapeToString(b)}${transB ? "^T" : ""} (${k1} vs ${k2})`);
+  return [canonical(m), canonical(n)];
+}
+
 /** Reshape with ONNX's 0 (copy the input dimension) and -1 (infer one dimension). */
 export function reshape(input: Shape, target: ReadonlyArray<number>): Dim[] {
   const out: Dim[] = target.map((t, i) => {

@@ -28,6 +28,6 @@ export { FAMILY_TOKENS } from "./tiny-tokenizer.ts";
 export { writeTinyCheckpoint } from "./make-tiny.ts";
 export type { TinyCheckpointOptions, TinyCheckpointSummary, TinyDtype } from "./make-tiny.ts";
 export { logSoftmax, referenceForward } from "./reference-forward.ts";
-export type { LoraFactors, LoraTarget, ReferenceForwardOptions, ReferenceForwardResult, ReferenceLora } from "./reference-forward.ts";
+export type { ReferenceForwardOptions, ReferenceForwardResult, Vector } from "./reference-forward.ts";
 export { GET_A_CHECKPOINT_HINT } from "./files.ts";
 export { gaussian, mulberry32 } from "./random.ts";

@@ -6,7 +6,8 @@ import { after, test } from "node:test";
 import { readModelConfig, type ModelConfig } from "./config.ts";
 import { writeTinyCheckpoint, type TinyCheckpointOptions } from "./make-tiny.ts";
 import { inMemoryWeights, type MemoryTensor } from "./memory-weights.ts";
-import { logSoftmax, referenceForward, type ReferenceLora } from "./reference-forward.ts";
+import { moduleKey, type LoraAdapter, type LoraModule, type LoraTarget } from "../lora/adapter.ts";
+import { logSoftmax, referenceForward } from "./reference-forward.ts";
 import { openCheckpointWeights, type CheckpointWeights } from "./safetensors.ts";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-reference-"));
@@ -24,9 +25,9 @@ function load(weights: CheckpointWeights): Map<string, MemoryTensor> {
   return new Map(weights.names().map((name) => [name, { name, shape: weights.info(name).shape, data: weights.readFloat32(name) }]));
 }
 
-function maxDiff(a: Float32Array[], b: Float32Array[]): number {
+function maxDiff(a: ReadonlyArray<ArrayLike<number>>, b: ReadonlyArray<ArrayLike<number>>): number {
   let m = 0;
-  a.forEach((row, t) => row.forEach((x, i) => (m = Math.max(m, Math.abs(x - b[t]![i]!)))));
+  a.forEach((row, t) => Array.from(row).forEach((x, i) => (m = Math.max(m, Math.abs(x - b[t]![i]!)))));
   return m;
 }
 
@@ -107,38 +108,41 @@ test("LoRA adds scale * B(A x): equal to merging W + scale * B A into the weight
   let seed = 1;
   const rand = (len: number) => Float32Array.from({ length: len }, () => ((seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5) * 0.4);
   const D = config.headDim;
-  const lora: ReferenceLora = {
-    scale,
-    layers: {
-      0: { q_proj: { A: rand(rank * config.hiddenSize), B: rand(config.numHeads * D * rank), rank } },
-      1: {
-        v_proj: { A: rand(rank * config.hiddenSize), B: rand(config.numKvHeads * D * rank), rank },
-        down_proj: { A: rand(rank * config.intermediateSize), B: rand(config.hiddenSize * rank), rank },
-      },
-    },
-  };
+  // A partial adapter (not every layer x target), as a merge or a test may build one.
+  const modules = new Map<string, LoraModule>([
+    [moduleKey(0, "q_proj"), { A: rand(rank * config.hiddenSize), B: rand(config.numHeads * D * rank) }],
+    [moduleKey(1, "v_proj"), { A: rand(rank * config.hiddenSize), B: rand(config.numKvHeads * D * rank) }],
+    [moduleKey(1, "down_proj"), { A: rand(rank * config.intermediateSize), B: rand(config.hiddenSize * rank) }],
+  ]);
+  const adapter = (m: Map<string, LoraModule>, alpha = scale * rank, targets: LoraTarget[] = ["q_proj", "v_proj", "down_proj"]): LoraAdapter => ({ config: { rank, alpha, rslora: false, dropout: 0, targets, layers: [0, 1] }, modules: m });
+  const lora = adapter(modules);
   const adapted = referenceForward(weights, config, TOKENS, { lora });
   const base = referenceForward(weights, config, TOKENS);
   assert.ok(maxDiff(adapted.logits, base.logits) > 1e-3);
 
   const tensors = load(weights);
-  const merge = (name: string, f: { A: Float32Array; B: Float32Array; rank: number }) => {
+  const merge = (name: string, f: LoraModule) => {
     const t = tensors.get(name)!;
     const [out, inp] = t.shape as [number, number];
     const w = t.data.slice();
-    for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) for (let r = 0; r < f.rank; r++) w[o * inp + i] = w[o * inp + i]! + scale * f.B[o * f.rank + r]! * f.A[r * inp + i]!;
+    for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) for (let r = 0; r < rank; r++) w[o * inp + i] = w[o * inp + i]! + scale * f.B[o * rank + r]! * f.A[r * inp + i]!;
     tensors.set(name, { ...t, data: w });
   };
-  merge("model.layers.0.self_attn.q_proj.weight", lora.layers[0]!.q_proj!);
-  merge("model.layers.1.self_attn.v_proj.weight", lora.layers[1]!.v_proj!);
-  merge("model.layers.1.mlp.down_proj.weight", lora.layers[1]!.down_proj!);
+  merge("model.layers.0.self_attn.q_proj.weight", modules.get(moduleKey(0, "q_proj"))!);
+  merge("model.layers.1.self_attn.v_proj.weight", modules.get(moduleKey(1, "v_proj"))!);
+  merge("model.layers.1.mlp.down_proj.weight", modules.get(moduleKey(1, "down_proj"))!);
   const merged = referenceForward(inMemoryWeights([...tensors.values()]), config, TOKENS);
   assert.ok(maxDiff(adapted.logits, merged.logits) < 1e-4, String(maxDiff(adapted.logits, merged.logits)));
 
   // Zero B (PEFT's initialisation) changes nothing.
-  const zero: ReferenceLora = { scale: 2, layers: { 0: { up_proj: { A: rand(rank * config.hiddenSize), B: new Float32Array(config.intermediateSize * rank), rank } } } };
+  const zero = adapter(new Map([[moduleKey(0, "up_proj"), { A: rand(rank * config.hiddenSize), B: new Float32Array(config.intermediateSize * rank) }]]), 4, ["up_proj"]);
   assert.ok(maxDiff(referenceForward(weights, config, TOKENS, { lora: zero }).logits, base.logits) === 0);
-  assert.throws(() => referenceForward(weights, config, TOKENS, { lora: { scale: 1, layers: { 0: { k_proj: { A: new Float32Array(3), B: new Float32Array(3), rank: 1 } } } } }), /BDC|rank 1 needs A/);
+  assert.throws(() => referenceForward(weights, config, TOKENS, { lora: adapter(new Map([[moduleKey(0, "k_proj"), { A: new Float32Array(3), B: new Float32Array(3) }]])) }), /rank 2 needs A/);
+
+  // float64 mode rounds nowhere: it stays within float32 noise of the float32 result.
+  const exact = referenceForward(weights, config, TOKENS, { lora, precision: "float64" });
+  assert.ok(exact.logits[0] instanceof Float64Array);
+  assert.ok(maxDiff(exact.logits, adapted.logits) < 1e-4);
 });
 
 test("one token: attention is the value itself, so the output can be computed by hand", () => {

@@ -5,41 +5,33 @@
  * can check the ONNX graph against something written separately.
  *
  * Where transformers rounds to float32 (norm outputs, RoPE tables, projections, softmax), this
- * rounds with Math.fround, so the two agree to float32 accumulation-order noise.
+ * rounds with Math.fround, so the two agree to float32 accumulation-order noise. With
+ * `precision: "float64"` it rounds nowhere: finite differences through it are then exact enough
+ * to check gradients.
  */
 import { BdcError } from "@bdc/core";
+import { loraScale, moduleKey, type LoraAdapter, type LoraModule, type LoraTarget } from "../lora/adapter.ts";
 import { ropeInverseFrequencies, type ModelConfig } from "./config.ts";
 import type { CheckpointWeights } from "./safetensors.ts";
 
-export type LoraTarget = "q_proj" | "k_proj" | "v_proj" | "o_proj" | "gate_proj" | "up_proj" | "down_proj";
-
-/** One adapted projection, as PEFT stores it. */
-export interface LoraFactors {
-  /** lora_A.weight: [rank, in], row-major. */
-  readonly A: Float32Array;
-  /** lora_B.weight: [out, rank], row-major. */
-  readonly B: Float32Array;
-  readonly rank: number;
-}
-
-/** LoRA: each listed projection becomes `W x + scale * B (A x)` (PEFT's scale is alpha / rank). */
-export interface ReferenceLora {
-  readonly scale: number;
-  readonly layers: Readonly<Record<number, Partial<Record<LoraTarget, LoraFactors>>>>;
-}
-
 export interface ReferenceForwardOptions {
-  readonly lora?: ReferenceLora;
+  /** Each adapted projection becomes `W x + scale * B (A x)`. */
+  readonly lora?: LoraAdapter | undefined;
+  /**
+   * "float32" (default) rounds where transformers rounds; "float64" rounds nowhere, for
+   * finite-difference checks of gradients (weights are float32 either way).
+   */
+  readonly precision?: "float32" | "float64" | undefined;
 }
+
+export type Vector = Float32Array | Float64Array;
 
 export interface ReferenceForwardResult {
   /** Per position, vocabSize logits. */
-  readonly logits: Float32Array[];
+  readonly logits: Vector[];
   /** Per position, the hidden state after the final norm (what lm_head reads). */
-  readonly hidden: Float32Array[];
+  readonly hidden: Vector[];
 }
-
-const fround = Math.fround;
 
 function shapeError(weights: CheckpointWeights, name: string, got: readonly number[], want: readonly number[]): BdcError {
   return new BdcError({
@@ -55,47 +47,8 @@ function load(weights: CheckpointWeights, name: string, shape: readonly number[]
   return weights.readFloat32(name);
 }
 
-/** y = W x (+ b), W row-major [out, in]. */
-function linear(x: Float32Array, w: Float32Array, out: number, bias?: Float32Array): Float32Array {
-  const inp = x.length;
-  const y = new Float32Array(out);
-  for (let o = 0; o < out; o++) {
-    let s = 0;
-    const row = o * inp;
-    for (let i = 0; i < inp; i++) s += w[row + i]! * x[i]!;
-    y[o] = fround(fround(s) + (bias === undefined ? 0 : bias[o]!));
-  }
-  return y;
-}
-
-/** HF RMSNorm: x * rsqrt(mean(x^2) + eps) in float32, then * weight. */
-function rmsNorm(x: Float32Array, weight: Float32Array, eps: number): Float32Array {
-  let sq = 0;
-  for (let i = 0; i < x.length; i++) sq += x[i]! * x[i]!;
-  const variance = fround(sq / x.length);
-  const inv = fround(1 / Math.sqrt(fround(variance + eps)));
-  const y = new Float32Array(x.length);
-  for (let i = 0; i < x.length; i++) y[i] = fround(weight[i]! * fround(x[i]! * inv));
-  return y;
-}
-
 function silu(v: number): number {
   return v / (1 + Math.exp(-v));
-}
-
-/** Applies rotate_half RoPE in place to each head of `x` ([heads * headDim]). */
-function applyRope(x: Float32Array, heads: number, headDim: number, cos: Float32Array, sin: Float32Array): void {
-  const half = headDim / 2;
-  for (let h = 0; h < heads; h++) {
-    const base = h * headDim;
-    for (let j = 0; j < half; j++) {
-      const a = x[base + j]!;
-      const b = x[base + j + half]!;
-      // q * cos + rotate_half(q) * sin, rotate_half(q) = cat(-q2, q1); cos/sin repeat over both halves.
-      x[base + j] = fround(fround(a * cos[j]!) - fround(b * sin[j]!));
-      x[base + j + half] = fround(fround(b * cos[j]!) + fround(a * sin[j]!));
-    }
-  }
 }
 
 interface Projection {
@@ -103,20 +56,66 @@ interface Projection {
   readonly b: Float32Array | undefined;
   readonly out: number;
   readonly inp: number;
-  readonly lora: LoraFactors | undefined;
+  readonly lora: LoraModule | undefined;
 }
 
-function project(p: Projection, x: Float32Array, scale: number): Float32Array {
-  const y = linear(x, p.w, p.out, p.b);
-  if (p.lora === undefined) return y;
-  const { A, B, rank } = p.lora;
-  const ax = linear(x, A, rank);
-  for (let o = 0; o < p.out; o++) {
-    let s = 0;
-    for (let r = 0; r < rank; r++) s += B[o * rank + r]! * ax[r]!;
-    y[o] = fround(y[o]! + fround(scale * s));
-  }
-  return y;
+/** The arithmetic of one precision: `fr` rounds a result (Math.fround, or nothing), `alloc` makes a vector. */
+function kernels(precision: "float32" | "float64") {
+  const fr = precision === "float32" ? Math.fround : (x: number) => x;
+  const alloc = (n: number): Vector => (precision === "float32" ? new Float32Array(n) : new Float64Array(n));
+
+  /** y = W x (+ b), W row-major [out, in]. */
+  const linear = (x: Vector, w: ArrayLike<number>, out: number, bias?: Float32Array): Vector => {
+    const inp = x.length;
+    const y = alloc(out);
+    for (let o = 0; o < out; o++) {
+      let s = 0;
+      const row = o * inp;
+      for (let i = 0; i < inp; i++) s += w[row + i]! * x[i]!;
+      y[o] = fr(fr(s) + (bias === undefined ? 0 : bias[o]!));
+    }
+    return y;
+  };
+
+  /** HF RMSNorm: x * rsqrt(mean(x^2) + eps) in float32, then * weight. */
+  const rmsNorm = (x: Vector, weight: Float32Array, eps: number): Vector => {
+    let sq = 0;
+    for (let i = 0; i < x.length; i++) sq += x[i]! * x[i]!;
+    const variance = fr(sq / x.length);
+    const inv = fr(1 / Math.sqrt(fr(variance + eps)));
+    const y = alloc(x.length);
+    for (let i = 0; i < x.length; i++) y[i] = fr(weight[i]! * fr(x[i]! * inv));
+    return y;
+  };
+
+  /** Applies rotate_half RoPE in place to each head of `x` ([heads * headDim]). */
+  const applyRope = (x: Vector, heads: number, headDim: number, cos: Vector, sin: Vector): void => {
+    const half = headDim / 2;
+    for (let h = 0; h < heads; h++) {
+      const base = h * headDim;
+      for (let j = 0; j < half; j++) {
+        const a = x[base + j]!;
+        const b = x[base + j + half]!;
+        // q * cos + rotate_half(q) * sin, rotate_half(q) = cat(-q2, q1); cos/sin repeat over both halves.
+        x[base + j] = fr(fr(a * cos[j]!) - fr(b * sin[j]!));
+        x[base + j + half] = fr(fr(b * cos[j]!) + fr(a * sin[j]!));
+      }
+    }
+  };
+
+  const project = (p: Projection, x: Vector, scale: number, rank: number): Vector => {
+    const y = linear(x, p.w, p.out, p.b);
+    if (p.lora === undefined) return y;
+    const { A, B } = p.lora;
+    const ax = linear(x, A, rank);
+    for (let o = 0; o < p.out; o++) {
+      let s = 0;
+      for (let r = 0; r < rank; r++) s += B[o * rank + r]! * ax[r]!;
+      y[o] = fr(y[o]! + fr(scale * s));
+    }
+    return y;
+  };
+  return { fr, alloc, linear, rmsNorm, applyRope, project };
 }
 
 /**
@@ -128,18 +127,20 @@ export function referenceForward(weights: CheckpointWeights, config: ModelConfig
   const group = numHeads / numKvHeads;
   const n = tokenIds.length;
   const lora = options.lora;
+  const { fr: fround, alloc, linear, rmsNorm, applyRope, project } = kernels(options.precision ?? "float32");
+  const rank = lora?.config.rank ?? 0;
   for (const id of tokenIds) {
     if (!Number.isInteger(id) || id < 0 || id >= V) throw new BdcError({ code: "BDC_MODEL_TOKEN_RANGE", message: `token id ${id} is outside the vocabulary (0 to ${V - 1})` });
   }
 
   const proj = (layer: number, module: "self_attn" | "mlp", target: LoraTarget, out: number, inp: number, bias: boolean): Projection => {
     const prefix = `model.layers.${layer}.${module}.${target}`;
-    const factors = lora?.layers[layer]?.[target];
+    const factors = lora?.modules.get(moduleKey(layer, target));
     if (factors !== undefined) {
-      if (factors.A.length !== factors.rank * inp || factors.B.length !== out * factors.rank) {
+      if (factors.A.length !== rank * inp || factors.B.length !== out * rank) {
         throw new BdcError({
           code: "BDC_LORA_SHAPE",
-          message: `LoRA for layer ${layer} ${target}: A has ${factors.A.length} values and B ${factors.B.length}; rank ${factors.rank} needs A [${factors.rank}, ${inp}] and B [${out}, ${factors.rank}]`,
+          message: `LoRA for layer ${layer} ${target}: A has ${factors.A.length} values and B ${factors.B.length}; rank ${rank} needs A [${rank}, ${inp}] and B [${out}, ${rank}]`,
         });
       }
     }
@@ -154,11 +155,11 @@ export function referenceForward(weights: CheckpointWeights, config: ModelConfig
 
   // RoPE tables per position: freqs = position * inv_freq in float32, as the rotary embedding's matmul.
   const invFreq = ropeInverseFrequencies(config);
-  const cos: Float32Array[] = [];
-  const sin: Float32Array[] = [];
+  const cos: Vector[] = [];
+  const sin: Vector[] = [];
   for (let p = 0; p < n; p++) {
-    const c = new Float32Array(D / 2);
-    const s = new Float32Array(D / 2);
+    const c = alloc(D / 2);
+    const s = alloc(D / 2);
     for (let j = 0; j < D / 2; j++) {
       const f = fround(p * invFreq[j]!);
       c[j] = fround(Math.cos(f));
@@ -169,9 +170,13 @@ export function referenceForward(weights: CheckpointWeights, config: ModelConfig
   }
 
   const embed = load(weights, "model.embed_tokens.weight", [V, H]);
-  let h: Float32Array[] = tokenIds.map((id) => embed.slice(id * H, (id + 1) * H));
+  let h: Vector[] = tokenIds.map((id) => {
+    const row = alloc(H);
+    row.set(embed.subarray(id * H, (id + 1) * H));
+    return row;
+  });
   const scaling = 1 / Math.sqrt(D);
-  const scale = lora?.scale ?? 0;
+  const scale = lora === undefined ? 0 : loraScale(lora.config);
 
   for (let l = 0; l < config.numLayers; l++) {
     const prefix = `model.layers.${l}`;
@@ -185,22 +190,22 @@ export function referenceForward(weights: CheckpointWeights, config: ModelConfig
     const up = proj(l, "mlp", "up_proj", I, H, config.mlpBias);
     const down = proj(l, "mlp", "down_proj", H, I, config.mlpBias);
 
-    const qs: Float32Array[] = [];
-    const ks: Float32Array[] = [];
-    const vs: Float32Array[] = [];
+    const qs: Vector[] = [];
+    const ks: Vector[] = [];
+    const vs: Vector[] = [];
     for (let t = 0; t < n; t++) {
       const x = rmsNorm(h[t]!, inNorm, config.rmsNormEps);
-      const qt = project(q, x, scale);
-      const kt = project(k, x, scale);
+      const qt = project(q, x, scale, rank);
+      const kt = project(k, x, scale, rank);
       applyRope(qt, numHeads, D, cos[t]!, sin[t]!);
       applyRope(kt, numKvHeads, D, cos[t]!, sin[t]!);
       qs.push(qt);
       ks.push(kt);
-      vs.push(project(v, x, scale));
+      vs.push(project(v, x, scale, rank));
     }
-    const next: Float32Array[] = [];
+    const next: Vector[] = [];
     for (let t = 0; t < n; t++) {
-      const attn = new Float32Array(numHeads * D);
+      const attn = alloc(numHeads * D);
       for (let head = 0; head < numHeads; head++) {
         const kvHead = Math.floor(head / group);
         const qOff = head * D;
@@ -225,16 +230,16 @@ export function referenceForward(weights: CheckpointWeights, config: ModelConfig
           attn[qOff + d] = fround(s);
         }
       }
-      const afterAttn = project(o, attn, scale);
-      const resid = new Float32Array(H);
+      const afterAttn = project(o, attn, scale, rank);
+      const resid = alloc(H);
       for (let i = 0; i < H; i++) resid[i] = fround(h[t]![i]! + afterAttn[i]!);
       const x = rmsNorm(resid, postNorm, config.rmsNormEps);
-      const g = project(gate, x, scale);
-      const u = project(up, x, scale);
-      const act = new Float32Array(I);
+      const g = project(gate, x, scale, rank);
+      const u = project(up, x, scale, rank);
+      const act = alloc(I);
       for (let i = 0; i < I; i++) act[i] = fround(fround(silu(g[i]!)) * u[i]!);
-      const mlp = project(down, act, scale);
-      const out = new Float32Array(H);
+      const mlp = project(down, act, scale, rank);
+      const out = alloc(H);
       for (let i = 0; i < H; i++) out[i] = fround(resid[i]! + mlp[i]!);
       next.push(out);
     }

@@ -9,9 +9,10 @@ import { openCheckpointWeights, type CheckpointWeights } from "../checkpoint/saf
 import { readModelConfig, type ModelConfig } from "../checkpoint/config.ts";
 import { loadTokenizer, type LoadedTokenizer } from "../checkpoint/tokenizer.ts";
 import { compiledKey, compiledModel } from "./compiled-cache.ts";
+import { moduleKey, projectionDims, loraScale, type LoraAdapter } from "../lora/adapter.ts";
+import { readPeftAdapter } from "../lora/peft.ts";
 import { buildLlamaGraph, inputNames, MASKED } from "./llama-graph.ts";
-import type { LoraSlots } from "./lora-slots.ts";
-import { readPeftAdapter } from "./peft-adapter.ts";
+import { LORA_SCALE_INPUT, loraInputNames, slotLayers, type LoraSlots } from "./lora-slots.ts";
 
 export interface LoadOptions {
   readonly device?: Device | undefined;
@@ -19,8 +20,9 @@ export interface LoadOptions {
   readonly threads?: number | undefined;
   /** Compute type; float16 is for CUDA (ONNX Runtime's CPU kernels are float32). */
   readonly dtype?: "float32" | "float16" | undefined;
+  /** LoRA slots to build into the graph; any adapter whose modules they cover is then given per call. */
   readonly lora?: LoraSlots | undefined;
-  /** A PEFT LoRA adapter folder, applied to every call (its slots are built into the graph). */
+  /** A PEFT LoRA adapter folder: its modules become the slots, and it is used by calls that bring no adapter. */
   readonly adapter?: string | undefined;
   /** Where built ONNX models are kept (default: <project>/.cache/bdc/onnx, or $BDC_ONNX_CACHE). */
   readonly cacheDir?: string | undefined;
@@ -54,8 +56,8 @@ export interface ForwardRequest {
   readonly past?: KvCache | undefined;
   /** Positions of this call that get logits (default: the last). */
   readonly logitsAt?: ReadonlyArray<number> | undefined;
-  /** LoRA slot tensors by input name (see lora-slots.ts). */
-  readonly lora?: Readonly<Record<string, ort.Tensor>> | undefined;
+  /** The adapter for this call (its modules must have slots in the graph); default: the load-time adapter, else none. */
+  readonly adapter?: LoraAdapter | undefined;
 }
 
 export interface ForwardResult {
@@ -79,6 +81,8 @@ export class CausalLM {
     readonly options: LoadOptions,
     /** Where the built ONNX model is. */
     readonly modelPath: string,
+    /** The LoRA slots built into the graph. */
+    readonly slots: LoraSlots | undefined,
   ) {}
 
   static async load(dir: string, options: LoadOptions = {}): Promise<CausalLM> {
@@ -92,7 +96,7 @@ export class CausalLM {
     const dtype = options.dtype ?? "float32";
     const adapter = options.adapter === undefined ? undefined : readPeftAdapter(options.adapter, config);
     if (adapter !== undefined && options.lora !== undefined) throw new BdcError({ code: "BDC_USAGE", message: "give either lora slots or an adapter, not both" });
-    const graphOptions = { dtype, lora: adapter?.slots ?? options.lora };
+    const graphOptions = { dtype, lora: adapter === undefined ? options.lora : { targets: adapter.config.targets, layers: adapter.config.layers } };
     const cacheDir = options.cacheDir ?? defaultOnnxCache();
     // Weights are read lazily, while the model is written, so the reader stays open until then.
     let weights: CheckpointWeights | undefined;
@@ -117,17 +121,57 @@ export class CausalLM {
     const { modelPath, built } = compiled;
     if (built) options.onProgress?.(`built ${modelPath}`);
     const session = await openSession(modelPath, { device: options.device ?? "cpu", deviceId: options.deviceId, threads: options.threads });
-    const lm = new CausalLM(dir, config, tokenizer, session, options, modelPath);
-    if (adapter !== undefined) lm.adapterFeeds = lm.inComputeType(adapter.feeds);
+    const lm = new CausalLM(dir, config, tokenizer, session, options, modelPath, graphOptions.lora);
+    lm.defaultAdapter = adapter;
     return lm;
   }
 
-  /** The adapter's tensors, fed to every call that brings no LoRA tensors of its own. */
-  private adapterFeeds: Readonly<Record<string, ort.Tensor>> | undefined;
+  /** The adapter of calls that bring none (the load-time `adapter` folder). */
+  defaultAdapter: LoraAdapter | undefined;
+  private readonly feedCache = new WeakMap<LoraAdapter, Readonly<Record<string, ort.Tensor>>>();
+  private baseFeeds: Readonly<Record<string, ort.Tensor>> | undefined;
 
-  /** Float tensors converted to the compute type (float16 graphs take float16 inputs). */
-  inComputeType(feeds: Readonly<Record<string, ort.Tensor>>): Record<string, ort.Tensor> {
-    return Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, t.type === "float32" ? this.floatTensor(t.data as Float32Array, [...t.dims]) : t]));
+  /**
+   * The slot inputs for `adapter` (undefined: the base model). A slot the adapter does not adapt
+   * gets a rank-1 zero update; an adapted module without a slot is an error.
+   */
+  loraFeeds(adapter: LoraAdapter | undefined): Readonly<Record<string, ort.Tensor>> {
+    if (this.slots === undefined) {
+      if (adapter !== undefined) throw new BdcError({ code: "BDC_ADAPTER_SLOTS", message: `${this.dir} was loaded without LoRA slots; an adapter cannot be applied`, hint: "load the model with the adapter (adapter: DIR) or with lora slots covering its modules" });
+      return {};
+    }
+    const cached = adapter === undefined ? this.baseFeeds : this.feedCache.get(adapter);
+    if (cached !== undefined) return cached;
+    const slots = this.slots;
+    const layers = slotLayers(slots, this.config.numLayers);
+    if (adapter !== undefined) {
+      for (const layer of adapter.config.layers) {
+        for (const target of adapter.config.targets) {
+          if (!layers.includes(layer) || !slots.targets.includes(target)) {
+            throw new BdcError({
+              code: "BDC_ADAPTER_SLOTS",
+              message: `the adapter adapts layer ${layer} ${target}, but ${this.dir} was loaded with LoRA slots on ${slots.targets.join(", ")} of layers ${layers.join(", ")}`,
+              hint: "load the model with slots covering the adapter's target modules and layers",
+            });
+          }
+        }
+      }
+    }
+    const dims = projectionDims(this.config);
+    const feeds: Record<string, ort.Tensor> = { [LORA_SCALE_INPUT]: this.floatTensor(Float32Array.of(adapter === undefined ? 0 : loraScale(adapter.config)), [1]) };
+    for (const layer of layers) {
+      for (const target of slots.targets) {
+        const names = loraInputNames(layer, target);
+        const m = adapter?.modules.get(moduleKey(layer, target));
+        const [inDim, outDim] = dims[target];
+        const r = m === undefined ? 1 : adapter!.config.rank;
+        feeds[names.a] = this.floatTensor(m?.A ?? new Float32Array(inDim), [r, inDim]);
+        feeds[names.b] = this.floatTensor(m?.B ?? new Float32Array(outDim), [outDim, r]);
+      }
+    }
+    if (adapter === undefined) this.baseFeeds = feeds;
+    else this.feedCache.set(adapter, feeds);
+    return feeds;
   }
 
   get dtype(): "float32" | "float16" {
@@ -169,7 +213,7 @@ export class CausalLM {
       [inputNames.positions]: new ort.Tensor("int64", positions, [batch, seq]),
       [inputNames.bias]: this.floatTensor(bias, [batch, 1, seq, total]),
       [inputNames.logitsIndex]: new ort.Tensor("int64", BigInt64Array.from(logitsAt.map(BigInt)), [logitsAt.length]),
-      ...(request.lora ?? this.adapterFeeds),
+      ...this.loraFeeds(request.adapter ?? this.defaultAdapter),
     };
     const rowSize = this.config.numKvHeads * this.config.headDim;
     const pastDims = [batch, past.length, this.config.numKvHeads, this.config.headDim];

@@ -3,6 +3,7 @@
  * token's state (what decoder-based embedding models are trained for), L2-normalised. Texts are
  * batched with right padding; padded keys are masked and left out of the pooling.
  */
+import type { LoraAdapter } from "../lora/adapter.ts";
 import type { CausalLM } from "./causal-lm.ts";
 
 export type Pooling = "mean" | "last";
@@ -12,6 +13,7 @@ export interface EmbedOptions {
   readonly batchSize?: number | undefined;
   /** Longer texts are cut to this many tokens. */
   readonly maxTokens?: number | undefined;
+  readonly adapter?: LoraAdapter | undefined;
 }
 
 export async function embedTexts(lm: CausalLM, texts: ReadonlyArray<string>, options: EmbedOptions = {}): Promise<Float32Array[]> {
@@ -34,6 +36,7 @@ export async function embedTexts(lm: CausalLM, texts: ReadonlyArray<string>, opt
       // Causal, and never onto padding (a padded query row still sees token 0, so its softmax is defined).
       allowed: (b, q, k) => k <= q && (k < lengths[b]! || k === 0),
       logitsAt: [0],
+      adapter: options.adapter,
     });
     encoded.forEach((e, b) => {
       const v = new Float32Array(H);

@@ -3,6 +3,7 @@
  * an end-of-sequence token, a stop string or the token limit.
  */
 import { BdcError } from "@bdc/core";
+import type { LoraAdapter } from "../lora/adapter.ts";
 import type { CausalLM } from "./causal-lm.ts";
 import { Sampler, type SamplingOptions } from "./sampler.ts";
 
@@ -13,6 +14,8 @@ export interface GenerateOptions extends SamplingOptions {
   readonly signal?: AbortSignal | undefined;
   /** Called with the text so far after each token (streaming). */
   readonly onText?: ((text: string) => void) | undefined;
+  /** A LoRA adapter for this generation (the model must have slots for it). */
+  readonly adapter?: LoraAdapter | undefined;
 }
 
 export interface Generation {
@@ -47,7 +50,8 @@ export async function generate(lm: CausalLM, promptIds: ReadonlyArray<number>, o
   let cutAtStop = false;
 
   const t0 = now();
-  let step = await lm.forward({ ids: [promptIds], past: lm.emptyCache(1) });
+  const adapter = options.adapter;
+  let step = await lm.forward({ ids: [promptIds], past: lm.emptyCache(1), adapter });
   const t1 = now();
   while (tokens.length < maxNew) {
     options.signal?.throwIfAborted();
@@ -69,7 +73,7 @@ export async function generate(lm: CausalLM, promptIds: ReadonlyArray<number>, o
     }
     options.onText?.(text);
     if (tokens.length >= maxNew) break;
-    step = await lm.forward({ ids: [[next]], past: step.cache });
+    step = await lm.forward({ ids: [[next]], past: step.cache, adapter });
   }
   // Text held back as an incomplete character is complete now (or never will be).
   if (!cutAtStop) text += decoder.flush();

@@ -12,6 +12,9 @@
  *
  * Projections are stored as [in, out] so that MatMul needs no transpose; q/k/v and gate/up are
  * fused into one matmul each (fewer, larger kernels - what matters for one-token decode steps).
+ *
+ * The decoder stack (`llamaDecoder`) is shared with the training graph (train/training-graph.ts),
+ * which has no KV cache and ends in a loss instead of logits.
  */
 import { dimAdd, float32ArrayToFloat16, GraphBuilder, type DType, type Graph, type TensorData, type Value } from "@bdc/onnx-graph";
 import type { ModelConfig } from "../checkpoint/config.ts";
@@ -77,6 +80,40 @@ function concatVectors(weights: CheckpointWeights, names: ReadonlyArray<string>,
 }
 
 export function buildLlamaGraph(config: ModelConfig, weights: CheckpointWeights, options: LlamaGraphOptions = {}): Graph {
+  const dtype = options.dtype ?? "float32";
+  const g = new GraphBuilder(`${config.arch}-${config.numLayers}x${config.hiddenSize}`);
+  const ids = g.input(inputNames.ids, "int64", ["B", "S"]);
+  const positions = g.input(inputNames.positions, "int64", ["B", "S"]);
+  const bias = g.input(inputNames.bias, dtype, ["B", 1, "S", dimAdd("P", "S")]);
+  const logitsIndex = g.input(inputNames.logitsIndex, "int64", ["N"]);
+  const { hidden, lmHead } = llamaDecoder(g, config, weights, { ...options, ids, positions, bias, kvCache: true });
+  g.output(dtype === "float32" ? hidden : g.cast(hidden, "float32"), "hidden");
+  const picked = g.gather(hidden, logitsIndex, 1);
+  const logits = g.matMul(picked, lmHead);
+  g.output(dtype === "float32" ? logits : g.cast(logits, "float32"), "logits");
+  return g.build();
+}
+
+export interface DecoderOptions extends LlamaGraphOptions {
+  readonly ids: Value;
+  readonly positions: Value;
+  /** [B, 1, S, keys]: keys are P+S with a KV cache, S without. */
+  readonly bias: Value;
+  /** Inference: past_key/past_value inputs and new_key/new_value outputs per layer. Training: none. */
+  readonly kvCache: boolean;
+}
+
+export interface Decoder {
+  /** Final-norm hidden states [B, S, H], in the compute type. */
+  readonly hidden: Value;
+  /** The vocabulary projection [H, V]. */
+  readonly lmHead: Value;
+  /** The LoRA slot inputs that were added, by input name. */
+  readonly loraInputs: ReadonlyMap<string, Value>;
+}
+
+/** The decoder stack of the Llama family on `g`, from token ids to the final-norm hidden states. */
+export function llamaDecoder(g: GraphBuilder, config: ModelConfig, weights: CheckpointWeights, options: DecoderOptions): Decoder {
   const dtype: DType = options.dtype ?? "float32";
   const H = config.hiddenSize;
   const D = config.headDim;
@@ -85,15 +122,16 @@ export function buildLlamaGraph(config: ModelConfig, weights: CheckpointWeights,
   const G = nH / kvH;
   const I = config.intermediateSize;
   const V = config.vocabSize;
-  const g = new GraphBuilder(`${config.arch}-${config.numLayers}x${H}`);
-
-  const ids = g.input(inputNames.ids, "int64", ["B", "S"]);
-  const positions = g.input(inputNames.positions, "int64", ["B", "S"]);
-  const bias = g.input(inputNames.bias, dtype, ["B", 1, "S", dimAdd("P", "S")]);
-  const logitsIndex = g.input(inputNames.logitsIndex, "int64", ["N"]);
+  const { ids, positions, bias } = options;
   const lora = options.lora;
   const loraLayers = new Set(lora === undefined ? [] : slotLayers(lora, config.numLayers));
-  const loraScale = lora === undefined ? undefined : g.input(LORA_SCALE_INPUT, dtype, [1]);
+  const loraInputs = new Map<string, Value>();
+  const loraInput = (name: string, shape: ReadonlyArray<number | string>) => {
+    const v = g.input(name, dtype, shape);
+    loraInputs.set(name, v);
+    return v;
+  };
+  const loraScale = lora === undefined ? undefined : loraInput(LORA_SCALE_INPUT, [1]);
 
   const w = (name: string, shape: number[], read: () => TensorData) => g.weight(name, dtype, shape, read);
   const vector = (name: string) => w(name, [weights.info(name).shape[0]!], () => convert(weights.readFloat32(name), dtype));
@@ -116,15 +154,18 @@ export function buildLlamaGraph(config: ModelConfig, weights: CheckpointWeights,
     });
 
   const hasSlot = (layer: number, target: LoraTarget) => lora !== undefined && loraLayers.has(layer) && lora.targets.includes(target);
-  /** y += scale * (x A) B for the projection's slot, when it has one. */
+  /** y += scale * (dropout(x) A^T) B^T for the projection's slot, when it has one (A [r, in], B [out, r] as PEFT stores them). */
   const withLora = (layer: number, target: LoraTarget, x: Value, y: Value, inDim: number, outDim: number): Value => {
     if (lora === undefined || !hasSlot(layer, target)) return y;
     const names = loraInputNames(layer, target);
     const r = `r.${layer}.${target}`;
-    const batch = lora.perExample === true ? ["B"] : [];
-    const a = g.input(names.a, dtype, [...batch, inDim, r]);
-    const b = g.input(names.b, dtype, [...batch, r, outDim]);
-    return g.scope(`lora.${target}`, () => g.add(y, g.mul(g.matMul(g.matMul(x, a), b), loraScale!)));
+    const a = loraInput(names.a, [r, inDim]);
+    const b = loraInput(names.b, [outDim, r]);
+    return g.scope(`lora.${target}`, () => {
+      const input = lora.dropout === true ? g.mul(x, loraInput(names.dropout, ["B", "S", inDim])) : x;
+      // ONNX Runtime fuses Transpose into MatMul (FusedMatMul with transB): A and B are read in place.
+      return g.add(y, g.mul(g.matMul(g.matMul(input, g.transpose(a, [1, 0])), g.transpose(b, [1, 0])), loraScale!));
+    });
   };
 
   // Rotary tables, shared by every layer: [B, S, 1, D]. rotate_half(x) * sin is computed as
@@ -186,10 +227,15 @@ export function buildLlamaGraph(config: ModelConfig, weights: CheckpointWeights,
         // The cache is position-major ([B, P, kvH, D]): the caller appends the new rows to a
         // buffer and feeds its prefix, so only this call's keys and values leave the graph.
         const vr = g.reshape(v, [0, 0, kvH, D]);
-        g.output(kr, inputNames.newKey(i));
-        g.output(vr, inputNames.newValue(i));
-        const keys = g.concat([g.input(inputNames.pastKey(i), dtype, ["B", "P", kvH, D]), kr], 1);
-        const values = g.transpose(g.concat([g.input(inputNames.pastValue(i), dtype, ["B", "P", kvH, D]), vr], 1), [0, 2, 1, 3]);
+        let keys = kr;
+        let values = vr;
+        if (options.kvCache) {
+          g.output(kr, inputNames.newKey(i));
+          g.output(vr, inputNames.newValue(i));
+          keys = g.concat([g.input(inputNames.pastKey(i), dtype, ["B", "P", kvH, D]), kr], 1);
+          values = g.concat([g.input(inputNames.pastValue(i), dtype, ["B", "P", kvH, D]), vr], 1);
+        }
+        values = g.transpose(values, [0, 2, 1, 3]);
 
         const scores = g.mul(g.matMul(qg, g.transpose(keys, [0, 2, 3, 1])), scaleT);
         // The bias rows follow the (g, s) order of the query rows.
@@ -215,10 +261,5 @@ export function buildLlamaGraph(config: ModelConfig, weights: CheckpointWeights,
     });
   }
 
-  const hidden = rmsNorm(h, "model.norm.weight");
-  g.output(dtype === "float32" ? hidden : g.cast(hidden, "float32"), "hidden");
-  const picked = g.gather(hidden, logitsIndex, 1);
-  const logits = g.matMul(picked, lmHead);
-  g.output(dtype === "float32" ? logits : g.cast(logits, "float32"), "logits");
-  return g.build();
+  return { hidden: rmsNorm(h, "model.norm.weight"), lmHead, loraInputs };
 }

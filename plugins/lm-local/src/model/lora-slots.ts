@@ -1,27 +1,26 @@
 /**
  * Where LoRA adapters plug into the graph: low-rank A/B inputs on chosen projections of chosen
- * layers. The slots are graph inputs, not weights, so the next stage can train adapters and
- * compose experts by feeding tensors; a graph built without slots has no LoRA nodes at all.
+ * layers. The slots are graph inputs, not weights, so one built model serves every adapter
+ * (fed per call), the trainer differentiates with respect to them, and experts compose by
+ * feeding tensors; a graph built without slots has no LoRA nodes at all.
  */
-export const LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
-export type LoraTarget = (typeof LORA_TARGETS)[number];
+import { LORA_TARGETS, type LoraTarget } from "../lora/adapter.ts";
+
+export { LORA_TARGETS, type LoraTarget };
 
 export interface LoraSlots {
   readonly targets: ReadonlyArray<LoraTarget>;
   /** Layer indices that get slots (default: every layer). */
   readonly layers?: ReadonlyArray<number> | undefined;
-  /**
-   * A and B carry a leading batch axis ([B, in, r], [B, r, out]): one adapter per sequence in
-   * the batch, which input-aware composition (a hypernetwork's rank-wise gates) needs.
-   */
-  readonly perExample?: boolean | undefined;
+  /** Training: each slot also takes a dropout mask [B, S, in] multiplied into its input (0 or 1/(1-p), as torch's dropout). */
+  readonly dropout?: boolean | undefined;
 }
 
 /**
- * Graph input names of a slot. A is [in, r] and B is [r, out] (the transposes of PEFT's
- * lora_A.weight [r, in] and lora_B.weight [out, r]), so that y += scale * (x A) B.
+ * Graph input names of a slot. A is [r, in] and B is [out, r], PEFT's lora_A.weight and
+ * lora_B.weight as they are, so that y += scale * (x A^T) B^T.
  */
-export const loraInputNames = (layer: number, target: LoraTarget) => ({ a: `lora.${layer}.${target}.A`, b: `lora.${layer}.${target}.B` });
+export const loraInputNames = (layer: number, target: LoraTarget) => ({ a: `lora.${layer}.${target}.A`, b: `lora.${layer}.${target}.B`, dropout: `lora.${layer}.${target}.dropout` });
 export const LORA_SCALE_INPUT = "lora.scale";
 
 export function slotLayers(slots: LoraSlots, numLayers: number): number[] {

@@ -1,7 +1,9 @@
 /**
  * One loaded model per (checkpoint, device, options) in a process: two policy instances or a
- * policy and an encoder on the same checkpoint share its weights. Calls into one model run one
- * at a time - the cores are already busy inside each call.
+ * policy and an encoder on the same checkpoint share its weights. Adapters are not part of the
+ * key (they are fed per call), so instances that differ only in their adapter share one session.
+ * Each holder takes a lease and releases it when it closes; the model is disposed when the last
+ * lease goes. Calls into one model run one at a time - the cores are already busy inside each call.
  */
 import * as path from "node:path";
 import { CausalLM, type LoadOptions } from "./causal-lm.ts";
@@ -9,31 +11,68 @@ import { CausalLM, type LoadOptions } from "./causal-lm.ts";
 interface Entry {
   readonly model: Promise<CausalLM>;
   tail: Promise<unknown>;
+  leases: number;
+}
+
+export interface ModelLease {
+  /** The loaded model (shared: use `run` for calls, so that they queue). */
+  readonly lm: CausalLM;
+  /** Runs `f` with the model once the calls queued before it have finished. */
+  run<T>(f: (lm: CausalLM) => Promise<T>): Promise<T>;
+  /** Gives the lease back; the last one disposes the model. Idempotent. */
+  release(): Promise<void>;
 }
 
 const pool = new Map<string, Entry>();
 
-function entryFor(dir: string, options: LoadOptions): Entry {
+function keyOf(dir: string, options: LoadOptions): string {
   const { onProgress: _ignored, ...keyed } = options;
-  const key = JSON.stringify([path.resolve(dir), keyed]);
+  return JSON.stringify([path.resolve(dir), keyed]);
+}
+
+/** A lease on the shared model of `dir` with `options`, loading it on first use. */
+export async function leaseModel(dir: string, options: LoadOptions = {}): Promise<ModelLease> {
+  const key = keyOf(dir, options);
   let entry = pool.get(key);
   if (entry === undefined) {
     const model = CausalLM.load(dir, options);
-    model.catch(() => pool.delete(key));
-    entry = { model, tail: Promise.resolve() };
-    pool.set(key, entry);
+    const created: Entry = { model, tail: Promise.resolve(), leases: 0 };
+    model.catch(() => {
+      if (pool.get(key) === created) pool.delete(key);
+    });
+    pool.set(key, created);
+    entry = created;
   }
-  return entry;
+  const held = entry;
+  held.leases++;
+  let lm: CausalLM;
+  try {
+    lm = await held.model;
+  } catch (e) {
+    held.leases--;
+    throw e;
+  }
+  let released = false;
+  return {
+    lm,
+    run<T>(f: (lm: CausalLM) => Promise<T>): Promise<T> {
+      const run = held.tail.then(() => f(lm));
+      held.tail = run.catch(() => undefined);
+      return run;
+    },
+    async release() {
+      if (released) return;
+      released = true;
+      held.leases--;
+      if (held.leases > 0) return;
+      if (pool.get(key) === held) pool.delete(key);
+      await held.tail;
+      await lm.dispose();
+    },
+  };
 }
 
-export function sharedModel(dir: string, options: LoadOptions = {}): Promise<CausalLM> {
-  return entryFor(dir, options).model;
-}
-
-/** Runs `f` with the model once the calls queued before it have finished. */
-export function withModel<T>(dir: string, options: LoadOptions, f: (lm: CausalLM) => Promise<T>): Promise<T> {
-  const entry = entryFor(dir, options);
-  const run = entry.tail.then(async () => f(await entry.model));
-  entry.tail = run.catch(() => undefined);
-  return run;
+/** How many models are loaded now (for tests and diagnostics). */
+export function loadedModels(): number {
+  return pool.size;
 }

@@ -17,9 +17,12 @@ import { BdcError } from "@bdc/core";
 import { CausalLM } from "./causal-lm.ts";
 import { embedTexts } from "./embed.ts";
 import { generate } from "./generate.ts";
-import { loraInputNames, LORA_SCALE_INPUT } from "./lora-slots.ts";
+import { moduleKey, type LoraAdapter, type LoraModule, type LoraTarget } from "../lora/adapter.ts";
+import { readPeftAdapter, writePeftAdapter } from "../lora/peft.ts";
+import { loraInputNames } from "./lora-slots.ts";
 import { argmax } from "./sampler.ts";
 import { scoreTokens } from "./score.ts";
+import { leaseModel, loadedModels } from "./model-pool.ts";
 
 let root: string;
 before(() => {
@@ -164,25 +167,25 @@ test("LoRA slots: fed A/B tensors change the output exactly as the reference's l
     const rank = 3;
     let seed = 7;
     const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5) * 0.2;
-    const feeds: Record<string, ort.Tensor> = { [LORA_SCALE_INPUT]: new ort.Tensor("float32", Float32Array.from([2]), [1]) };
-    const refLayer: Record<string, { A: Float32Array; B: Float32Array; rank: number }> = {};
+    const modules = new Map<string, LoraModule>();
     for (const [target, [inDim, outDim]] of Object.entries(dims)) {
-      // PEFT layout: A [r, in], B [out, r]; the graph takes their transposes.
-      const A = Float32Array.from({ length: rank * inDim }, rand);
-      const B = Float32Array.from({ length: outDim * rank }, rand);
-      const names = loraInputNames(1, target as "q_proj");
-      feeds[names.a] = new ort.Tensor("float32", transpose(A, rank, inDim), [inDim, rank]);
-      feeds[names.b] = new ort.Tensor("float32", transpose(B, outDim, rank), [rank, outDim]);
-      refLayer[target] = { A, B, rank };
+      modules.set(moduleKey(1, target as LoraTarget), { A: Float32Array.from({ length: rank * inDim }, rand), B: Float32Array.from({ length: outDim * rank }, rand) });
     }
-    const { logits } = await lm.forward({ ids: [IDS], logitsAt: IDS.map((_, i) => i), lora: feeds });
+    const adapter: LoraAdapter = { config: { rank, alpha: 6, rslora: false, dropout: 0, targets: ["q_proj", "v_proj", "down_proj"], layers: [1] }, modules };
+    const { logits } = await lm.forward({ ids: [IDS], logitsAt: IDS.map((_, i) => i), adapter });
+    const base = await lm.forward({ ids: [IDS], logitsAt: IDS.map((_, i) => i) });
     const weights = openCheckpointWeights(lm.dir);
-    const withLora = referenceForward(weights, lm.config, IDS, { lora: { scale: 2, layers: { 1: refLayer } } });
+    const withLora = referenceForward(weights, lm.config, IDS, { lora: adapter });
     const without = referenceForward(weights, lm.config, IDS);
     weights.close();
     const V = lm.config.vocabSize;
     assert.ok(maxAbsDiff(logits.subarray(0, V), without.logits[0]!) > 1e-3, "the update is visible");
     IDS.forEach((_, i) => assert.ok(maxAbsDiff(logits.subarray(i * V, (i + 1) * V), withLora.logits[i]!) < 1e-4, `position ${i}`));
+    // The same session without an adapter is the base model (zero updates in the slots).
+    IDS.forEach((_, i) => assert.ok(maxAbsDiff(base.logits.subarray(i * V, (i + 1) * V), without.logits[i]!) < 1e-4, `base position ${i}`));
+    // An adapter on a module without a slot is refused.
+    const elsewhere: LoraAdapter = { config: { ...adapter.config, targets: ["k_proj"] }, modules: new Map([[moduleKey(1, "k_proj"), modules.get(moduleKey(1, "q_proj"))!]]) };
+    await assert.rejects(lm.forward({ ids: [IDS], adapter: elsewhere }), (e: unknown) => e instanceof BdcError && e.code === "BDC_ADAPTER_SLOTS" && /layer 1 k_proj/.test(e.message));
   } finally {
     await lm.dispose();
   }
@@ -202,15 +205,14 @@ test("a PEFT adapter folder fills the LoRA slots: logits equal the reference wit
   let seed = 3;
   const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5) * 0.3;
   const tensors: Array<{ name: string; dtype: "F32"; shape: number[]; data: Float32Array }> = [];
-  const refLayers: Record<number, Record<string, { A: Float32Array; B: Float32Array; rank: number }>> = {};
+  const refModules = new Map<string, LoraModule>();
   for (let layer = 0; layer < config.numLayers; layer++) {
-    refLayers[layer] = {};
     for (const [target, [inDim, outDim]] of Object.entries(dims)) {
       const A = Float32Array.from({ length: rank * inDim }, rand);
       const B = Float32Array.from({ length: outDim * rank }, rand);
       const prefix = `base_model.model.model.layers.${layer}.self_attn.${target}`;
       tensors.push({ name: `${prefix}.lora_A.weight`, dtype: "F32", shape: [rank, inDim], data: A }, { name: `${prefix}.lora_B.weight`, dtype: "F32", shape: [outDim, rank], data: B });
-      refLayers[layer]![target] = { A, B, rank };
+      refModules.set(moduleKey(layer, target as LoraTarget), { A, B });
     }
   }
   writeSafetensors(path.join(adapterDir, "adapter_model.safetensors"), tensors);
@@ -220,7 +222,8 @@ test("a PEFT adapter folder fills the LoRA slots: logits equal the reference wit
   try {
     const { logits } = await lm.forward({ ids: [IDS], logitsAt: IDS.map((_, i) => i) });
     const weights = openCheckpointWeights(lm.dir);
-    const ref = referenceForward(weights, lm.config, IDS, { lora: { scale: alpha / rank, layers: refLayers } });
+    const adapter: LoraAdapter = { config: { rank, alpha, rslora: false, dropout: 0.05, targets: ["q_proj", "v_proj"], layers: Array.from({ length: config.numLayers }, (_, i) => i) }, modules: refModules };
+    const ref = referenceForward(weights, lm.config, IDS, { lora: adapter });
     weights.close();
     const V = lm.config.vocabSize;
     IDS.forEach((_, i) => assert.ok(maxAbsDiff(logits.subarray(i * V, (i + 1) * V), ref.logits[i]!) < 1e-4, `position ${i}`));
@@ -234,11 +237,31 @@ test("a PEFT adapter folder fills the LoRA slots: logits equal the reference wit
   await assert.rejects(tiny("llama-gqa-rope3", options, { adapter: path.join(root, "no-adapter") }), (e: unknown) => e instanceof BdcError && e.code === "BDC_ADAPTER_NOT_FOUND");
 });
 
-function transpose(m: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(m.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = m[r * cols + c]!;
-  return out;
-}
+test("PEFT folders round-trip: what writePeftAdapter writes, readPeftAdapter reads back bit for bit", () => {
+  const dir = path.join(root, "roundtrip");
+  writeTinyCheckpoint(dir, ARCHS[1]![1]);
+  const config = readModelConfig(dir);
+  const H = config.hiddenSize;
+  const I = config.intermediateSize;
+  let seed = 11;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5);
+  const modules = new Map<string, LoraModule>([
+    [moduleKey(1, "k_proj"), { A: Float32Array.from({ length: 4 * H }, rand), B: Float32Array.from({ length: config.numKvHeads * config.headDim * 4 }, rand) }],
+    [moduleKey(1, "up_proj"), { A: Float32Array.from({ length: 4 * H }, rand), B: Float32Array.from({ length: I * 4 }, rand) }],
+  ]);
+  const adapter: LoraAdapter = { config: { rank: 4, alpha: 8, rslora: true, dropout: 0.1, targets: ["k_proj", "up_proj"], layers: [1], baseModel: "Qwen/Qwen2.5-0.5B" }, modules };
+  const out = path.join(root, "roundtrip-adapter");
+  writePeftAdapter(out, adapter, config);
+  const json = JSON.parse(fs.readFileSync(path.join(out, "adapter_config.json"), "utf8")) as Record<string, unknown>;
+  assert.deepEqual([json["r"], json["lora_alpha"], json["use_rslora"], json["lora_dropout"], json["target_modules"], json["layers_to_transform"], json["base_model_name_or_path"], json["task_type"]], [4, 8, true, 0.1, ["k_proj", "up_proj"], [1], "Qwen/Qwen2.5-0.5B", "CAUSAL_LM"]);
+  const back = readPeftAdapter(out, config);
+  assert.deepEqual(back.config, adapter.config);
+  for (const [k, m] of modules) {
+    assert.deepEqual(back.modules.get(k)!.A, m.A);
+    assert.deepEqual(back.modules.get(k)!.B, m.B);
+  }
+  assert.deepEqual(fs.readdirSync(out).sort(), ["adapter_config.json", "adapter_model.safetensors"], "no temporary files left");
+});
 
 test("greedy generation follows the argmax of full recomputation; limits and stop strings end it", async () => {
   const lm = await tiny("mistral-mha", ARCHS[2]![1]);
@@ -267,4 +290,22 @@ test("greedy generation follows the argmax of full recomputation; limits and sto
   } finally {
     await lm.dispose();
   }
+});
+
+test("the model pool: instances on one checkpoint share a session; the last lease to go disposes it", async () => {
+  const dir = path.join(root, "llama-gqa-rope3");
+  if (!fs.existsSync(dir)) writeTinyCheckpoint(dir, ARCHS[0]![1]);
+  const options = { threads: 1, cacheDir: path.join(root, "onnx"), lora: { targets: ["q_proj" as const], layers: [0] } };
+  const before = loadedModels();
+  const a = await leaseModel(dir, options);
+  const b = await leaseModel(dir, options);
+  assert.equal(a.lm, b.lm, "one session for both holders (adapters are per call, not per session)");
+  assert.equal(loadedModels(), before + 1);
+  await a.release();
+  await a.release(); // idempotent
+  assert.equal(loadedModels(), before + 1, "still held by b");
+  assert.ok((await b.run((lm) => lm.forward({ ids: [[1, 2]] }))).logits.length > 0);
+  await b.release();
+  assert.equal(loadedModels(), before, "released when the last holder closed");
+  await assert.rejects(b.lm.forward({ ids: [[1, 2]] }), "its session is gone");
 });

@@ -6,9 +6,10 @@ import { BdcError, FilePath, option, optional, type KernelServices, type Preflig
 import { cudaUnavailableReason, CUDA_INSTALL_HINT } from "@bdc/onnx-graph";
 import { readModelConfig } from "../checkpoint/config.ts";
 import { resolveModelDir } from "../hub/pull-model.ts";
-import { defaultOnnxCache, type CausalLM, type LoadOptions } from "../model/causal-lm.ts";
-import { sharedModel } from "../model/model-pool.ts";
-import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from "../model/peft-adapter.ts";
+import type { LoraAdapter } from "../lora/adapter.ts";
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, readPeftAdapter } from "../lora/peft.ts";
+import { defaultOnnxCache, type LoadOptions } from "../model/causal-lm.ts";
+import { leaseModel, type ModelLease } from "../model/model-pool.ts";
 
 export const deviceFields = {
   device: option(Schema.Literal("cpu", "cuda"), "cpu", "where the model runs: cpu, or cuda (needs the ONNX Runtime CUDA provider; never falls back to CPU)"),
@@ -55,23 +56,21 @@ export function modelProblems(model: string, config: DeviceConfig, baseDir: stri
 }
 
 /**
- * The instance's model, loaded now (shared with other instances on the same checkpoint), so that
- * a broken checkpoint stops the run before any work, not on the first call.
+ * The instance's model, loaded now (shared with other instances on the same checkpoint and LoRA
+ * slots), so that a broken checkpoint stops the run before any work, not on the first call. The
+ * instance gives the lease back when it closes. Its adapter, if any, is read here and fed per call.
  */
-export async function loadInstanceModel(model: string, config: DeviceConfig, kernel: KernelServices): Promise<{ dir: string; options: LoadOptions; lm: CausalLM }> {
+export async function loadInstanceModel(model: string, config: DeviceConfig, kernel: KernelServices): Promise<{ dir: string; lease: ModelLease; adapter: LoraAdapter | undefined }> {
   const dir = resolveModelDir(model, kernel.baseDir);
-  const options = loadOptionsOf(config, kernel.baseDir, (line) => kernel.log(line));
-  return { dir, options, lm: await sharedModel(dir, options) };
-}
-
-export function loadOptionsOf(config: DeviceConfig, baseDir: string, log?: (line: string) => void): LoadOptions {
-  return {
+  const adapter = config.adapter === undefined ? undefined : readPeftAdapter(config.adapter, readModelConfig(dir));
+  const options: LoadOptions = {
     device: config.device,
     deviceId: config.device_id,
     dtype: config.dtype,
     threads: config.threads,
-    cacheDir: config.onnx_cache ?? defaultOnnxCache(baseDir),
-    adapter: config.adapter,
-    onProgress: log,
+    cacheDir: config.onnx_cache ?? defaultOnnxCache(kernel.baseDir),
+    lora: adapter === undefined ? undefined : { targets: adapter.config.targets, layers: adapter.config.layers },
+    onProgress: (line) => kernel.log(line),
   };
+  return { dir, lease: await leaseModel(dir, options), adapter };
 }

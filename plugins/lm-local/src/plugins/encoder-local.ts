@@ -5,7 +5,6 @@
 import { Schema } from "effect";
 import { definePlugin, option, PathOrName, required } from "@bdc/core";
 import { embedTexts } from "../model/embed.ts";
-import { withModel } from "../model/model-pool.ts";
 import { deviceFields, loadInstanceModel, MODEL_DOC, modelProblems } from "./device-config.ts";
 import type { Encoder } from "./encoder-types.ts";
 
@@ -24,20 +23,21 @@ export default definePlugin({
   config: LocalEncoderConfig,
   preflight: (config, ctx) => modelProblems(config.model, config, ctx.baseDir),
   async make(config, _deps, kernel) {
-    const { dir, options, lm } = await loadInstanceModel(config.model, config, kernel);
+    const { lease, adapter } = await loadInstanceModel(config.model, config, kernel);
     let texts = 0;
-    const encoder: Encoder & { stats(): Record<string, number> } = {
+    const encoder: Encoder & { stats(): Record<string, number>; close(): Promise<void> } = {
       name: kernel.instance,
       model: config.model,
-      dimension: lm.config.hiddenSize,
+      dimension: lease.lm.config.hiddenSize,
       embed: (batch, opts) =>
-        withModel(dir, options, async (m) => {
+        lease.run(async (m) => {
           (opts?.signal ?? kernel.signal).throwIfAborted();
-          const out = await embedTexts(m, batch, { pooling: config.pooling, batchSize: config.batch_size, maxTokens: config.max_tokens });
+          const out = await embedTexts(m, batch, { pooling: config.pooling, batchSize: config.batch_size, maxTokens: config.max_tokens, adapter });
           texts += batch.length;
           return out;
         }),
       stats: () => ({ texts }),
+      close: () => lease.release(),
     };
     return encoder;
   },

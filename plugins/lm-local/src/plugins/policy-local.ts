@@ -9,7 +9,6 @@ import { BdcError, definePlugin, optional, PathOrName, required } from "@bdc/cor
 import { createPolicy, policyFields, ProviderError, type ProviderClient } from "@bdc/policy";
 import { filesKey } from "../model/compiled-cache.ts";
 import { generate } from "../model/generate.ts";
-import { withModel } from "../model/model-pool.ts";
 import { deviceFields, loadInstanceModel, MODEL_DOC, modelProblems } from "./device-config.ts";
 
 export const LocalPolicyConfig = Schema.Struct({
@@ -27,15 +26,15 @@ export default definePlugin({
   config: LocalPolicyConfig,
   preflight: (config, ctx) => modelProblems(config.model, config, ctx.baseDir),
   async make(config, _deps, kernel) {
-    const { dir, options, lm } = await loadInstanceModel(config.model, config, kernel);
+    const { dir, lease, adapter } = await loadInstanceModel(config.model, config, kernel);
     // The built model's key covers the checkpoint's files (sizes, mtimes), so cached responses
     // of other weights under the same folder name are never served.
-    const weightsKey = path.basename(path.dirname(lm.modelPath)) + (config.adapter === undefined ? "" : `+${filesKey(config.adapter)}`);
+    const weightsKey = path.basename(path.dirname(lease.lm.modelPath)) + (config.adapter === undefined ? "" : `+${filesKey(config.adapter)}`);
     const client: ProviderClient = {
       provider: "local",
       endpoint: `file://${dir}#${weightsKey}:${config.device}:${config.dtype}`,
       send: (request, signal) =>
-        withModel(dir, options, async (lm) => {
+        lease.run(async (lm) => {
           const prompt = lm.tokenizer.applyChatTemplate(request.messages, { addGenerationPrompt: true });
           const ids = lm.tokenizer.encode(prompt, { addSpecialTokens: false });
           try {
@@ -46,6 +45,7 @@ export default definePlugin({
               topK: config.top_k,
               seed: request.sampling.seed,
               stop: request.sampling.stop,
+              adapter,
               signal,
             });
             return { text: out.text, inputTokens: ids.length, outputTokens: out.tokens.length, finishReason: out.finishReason, model: request.model };
@@ -56,6 +56,7 @@ export default definePlugin({
           }
         }),
     };
-    return createPolicy({ client, config, kernel, explain: () => `the local model ${dir} failed on ${config.device}; see the message above` });
+    const policy = createPolicy({ client, config, kernel, explain: () => `the local model ${dir} failed on ${config.device}; see the message above` });
+    return Object.assign(policy, { close: () => lease.release() });
   },
 });
