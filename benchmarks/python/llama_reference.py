@@ -20,6 +20,10 @@ cores from the thread doing the work.
             [--warmup 1] [--seed 0] [--prefill-logits last|all]
             -> {"prefill_tokens_per_second": median, "decode_tokens_per_second": median,
                 "peak_rss_mb": ..., "threads": ..., "torch": version, ...}
+  train     --model DIR [--plan FILE|-]   (a JSON plan: init_adapter, optimizer, steps of micro-batches)
+            -> {"losses": [...], "grad_norms": [...], "final": {"<layer>.<target>": {"A": [...], "B": [...]}}}
+  train-bench --model DIR [--tokens 256] [--batch 1] [--rank 8] [--targets q_proj,v_proj]
+            -> {"step_seconds": median, "tokens_per_second": ..., "peak_rss_mb": ..., "blas": ...}
   selfcheck --model DIR [--length 24] [--tol 1e-4]
             -> {"max_abs_diff": ..., ...}; exit status 1 when a difference exceeds --tol.
 Errors print a traceback and a last line "llama_reference MODE: error: ..." on stderr, exit status 2.
@@ -567,6 +571,233 @@ class FastModel:
 
 
 # --------------------------------------------------------------------------------------------
+# LoRA training (PEFT semantics, plain torch autograd)
+# --------------------------------------------------------------------------------------------
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def read_safetensors_file(path: str) -> dict[str, torch.Tensor]:
+    """Every tensor of one safetensors file, as float32."""
+    ck = Checkpoint.__new__(Checkpoint)
+    ck.folder = os.path.dirname(path)
+    ck._entries = {}
+    ck._loaded = {}
+    ck._read_safetensors_header(path)
+    return {name: ck.get(name) for name in ck.names()}
+
+
+class LoraTrainModel:
+    """The decoder with LoRA on chosen projections: y = W x (+ b) + scale * B (A x), PEFT's LoraLayer
+    (dropout 0). Base weights are frozen tensors; each A and B is a leaf tensor with requires_grad.
+    Batched: input ids [B, S], positions [B, S] and an additive attention bias [B, 1, S, S]."""
+
+    def __init__(self, cfg: Config, ck: Checkpoint, adapter: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]], scale: float):
+        self.cfg = cfg
+        self.p = weight_prefix(ck)
+        self.ck = ck
+        self.scale = scale
+        self.w: dict[str, torch.Tensor] = {}
+        for name in ck.names():
+            self.w[name] = ck.get(name)
+        self.lm_head = self.w[lm_head_name(cfg, ck, self.p)]
+        self.inv_freq = rope_inv_freq(cfg)
+        self.lora: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        for key, (a, b) in adapter.items():
+            self.lora[key] = (a.clone().requires_grad_(True), b.clone().requires_grad_(True))
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [t for key in sorted(self.lora) for t in self.lora[key]]
+
+    def proj(self, x: torch.Tensor, layer: int, module: str, target: str) -> torch.Tensor:
+        name = f"{self.p}layers.{layer}.{module}.{target}"
+        bias = self.w.get(name + ".bias")
+        y = F.linear(x, self.w[name + ".weight"], bias)
+        ab = self.lora.get((layer, target))
+        if ab is not None:
+            a, b = ab
+            y = y + (x @ a.t()) @ b.t() * self.scale
+        return y
+
+    def loss(self, ids: torch.Tensor, positions: torch.Tensor, bias: torch.Tensor, loss_index: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        B, S = ids.shape
+        hidden = F.embedding(ids, self.w[self.p + "embed_tokens.weight"])
+        freqs = positions.to(torch.float32)[..., None] * self.inv_freq[None, None, :]
+        emb = torch.cat((freqs, freqs), dim=-1)
+        cos, sin = emb.cos()[:, None], emb.sin()[:, None]  # [B, 1, S, D]
+        scaling = cfg.head_dim**-0.5
+        for layer in range(cfg.num_layers):
+            lp = f"{self.p}layers.{layer}."
+            h = rms_norm(hidden, self.w[lp + "input_layernorm.weight"], cfg.rms_norm_eps)
+            q = self.proj(h, layer, "self_attn", "q_proj").view(B, S, -1, cfg.head_dim).transpose(1, 2)
+            k = self.proj(h, layer, "self_attn", "k_proj").view(B, S, -1, cfg.head_dim).transpose(1, 2)
+            v = self.proj(h, layer, "self_attn", "v_proj").view(B, S, -1, cfg.head_dim).transpose(1, 2)
+            q = (q * cos) + (rotate_half(q) * sin)
+            k = (k * cos) + (rotate_half(k) * sin)
+            if cfg.n_rep > 1:
+                k = k.repeat_interleave(cfg.n_rep, dim=1)
+                v = v.repeat_interleave(cfg.n_rep, dim=1)
+            scores = torch.matmul(q, k.transpose(2, 3)) * scaling + bias
+            probs = F.softmax(scores, dim=-1, dtype=torch.float32)
+            attn = torch.matmul(probs, v).transpose(1, 2).reshape(B, S, -1)
+            hidden = hidden + self.proj(attn, layer, "self_attn", "o_proj")
+            h = rms_norm(hidden, self.w[lp + "post_attention_layernorm.weight"], cfg.rms_norm_eps)
+            act = F.silu(self.proj(h, layer, "mlp", "gate_proj")) * self.proj(h, layer, "mlp", "up_proj")
+            hidden = hidden + self.proj(act, layer, "mlp", "down_proj")
+        hidden = rms_norm(hidden, self.w[self.p + "norm.weight"], cfg.rms_norm_eps)
+        picked = hidden.reshape(B * S, -1)[loss_index]
+        logp = torch.log_softmax(picked @ self.lm_head.t(), dim=-1)
+        return -(logp.gather(1, labels[:, None])[:, 0] * weight).sum()
+
+
+def read_lora_adapter(folder: str, cfg: Config) -> tuple[dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]], dict]:
+    with open(os.path.join(folder, "adapter_config.json"), "r", encoding="utf-8") as f:
+        conf = json.load(f)
+    tensors = read_safetensors_file(os.path.join(folder, "adapter_model.safetensors"))
+    found: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
+    import re
+
+    pattern = re.compile(r"layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)\.lora_([AB])(?:\.default)?\.weight$")
+    for name, t in tensors.items():
+        m = pattern.search(name)
+        if m is None:
+            continue
+        found.setdefault((int(m.group(1)), m.group(2)), {})[m.group(3)] = t
+    return {k: (v["A"], v["B"]) for k, v in found.items()}, conf
+
+
+def hf_lr_lambda(schedule: str, total: int, warmup: int):
+    """transformers' get_{linear,cosine,constant}_schedule_with_warmup multipliers."""
+
+    def f(step: int) -> float:
+        if step < warmup:
+            return step / max(1, warmup)
+        if schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        if schedule == "linear":
+            return max(0.0, (total - step) / max(1, total - warmup))
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+    return f
+
+
+def micro_batch_tensors(mb: dict, masked: float = -1e9) -> tuple[torch.Tensor, ...]:
+    ids = torch.tensor(mb["ids"], dtype=torch.long)
+    positions = torch.tensor(mb["positions"], dtype=torch.long)
+    B, S = ids.shape
+    bias = torch.full((B, 1, S, S), masked)
+    for b, segs in enumerate(mb["segments"]):
+        covered = 0
+        for start, length in segs:
+            block = torch.zeros(length, length).masked_fill(torch.ones(length, length, dtype=torch.bool).triu(1), masked)
+            bias[b, 0, start : start + length, start : start + length] = block
+            covered = start + length
+        for q in range(covered, S):
+            bias[b, 0, q, q] = 0.0
+    return ids, positions, bias, torch.tensor(mb["loss_index"], dtype=torch.long), torch.tensor(mb["labels"], dtype=torch.long)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Runs the LoRA training described by a JSON plan (read from --plan or stdin): the same
+    checkpoint, initial adapter and micro-batches as our trainer, torch.optim.AdamW (foreach=False),
+    LambdaLR with transformers' schedule, clip_grad_norm_. Prints per-step losses and grad norms, and
+    the final A/B tensors."""
+    plan = json.load(sys.stdin if args.plan == "-" else open(args.plan, "r", encoding="utf-8"))
+    cfg = load_config(args.model)
+    ck = Checkpoint(args.model)
+    adapter, conf = read_lora_adapter(plan["init_adapter"], cfg)
+    r = int(conf["r"])
+    scale = conf["lora_alpha"] / (math.sqrt(r) if conf.get("use_rslora") else r)
+    model = LoraTrainModel(cfg, ck, adapter, scale)
+    params = model.parameters()
+    opt_conf = plan["optimizer"]
+    opt = torch.optim.AdamW(params, lr=opt_conf["lr"], betas=tuple(opt_conf["betas"]), eps=opt_conf["eps"], weight_decay=opt_conf["weight_decay"], foreach=False)
+    total = len(plan["steps"])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, hf_lr_lambda(opt_conf["schedule"], total, opt_conf["warmup"]))
+    losses: list[float] = []
+    norms: list[float] = []
+    for step in plan["steps"]:
+        opt.zero_grad(set_to_none=True)
+        total_loss = 0.0
+        weight_value = 1.0 / step["scored_tokens"]
+        for mb in step["micro_batches"]:
+            ids, positions, bias, loss_index, labels = micro_batch_tensors(mb)
+            weight = torch.full((loss_index.shape[0],), weight_value)
+            loss = model.loss(ids, positions, bias, loss_index, labels, weight)
+            loss.backward()
+            total_loss += loss.item()
+        if opt_conf["max_grad_norm"] > 0:
+            norms.append(float(torch.nn.utils.clip_grad_norm_(params, opt_conf["max_grad_norm"])))
+        opt.step()
+        sched.step()
+        losses.append(total_loss)
+    final = {f"{layer}.{target}": {"A": a.detach().reshape(-1).tolist(), "B": b.detach().reshape(-1).tolist()} for (layer, target), (a, b) in sorted(model.lora.items())}
+    print(json.dumps({"losses": losses, "grad_norms": norms, "final": final, "torch": torch.__version__}))
+    return 0
+
+
+def blas_library() -> str:
+    """Which BLAS this torch calls (Debian's torch goes through the libblas.so.3 alternative)."""
+    try:
+        with open("/proc/self/maps", "r") as f:
+            libs = {line.split()[-1] for line in f if "blas" in line.lower() and line.split()[-1].startswith("/")}
+        return ", ".join(sorted(os.path.basename(os.path.dirname(l)) + "/" + os.path.basename(l) for l in libs)) or "none mapped"
+    except OSError:
+        return "unknown"
+
+
+def cmd_train_bench(args: argparse.Namespace) -> int:
+    """Time of one LoRA training step (forward, backward, AdamW) on random tokens: PEFT's LoRA on
+    --targets with rank --rank, batch --batch x --tokens, every position scored."""
+    cfg = load_config(args.model)
+    ck = Checkpoint(args.model)
+    targets = args.targets.split(",")
+    gen = torch.Generator().manual_seed(args.seed)
+    adapter = {}
+    dims = {"q_proj": (cfg.hidden_size, cfg.q_dim), "k_proj": (cfg.hidden_size, cfg.kv_dim), "v_proj": (cfg.hidden_size, cfg.kv_dim), "o_proj": (cfg.q_dim, cfg.hidden_size),
+            "gate_proj": (cfg.hidden_size, cfg.intermediate_size), "up_proj": (cfg.hidden_size, cfg.intermediate_size), "down_proj": (cfg.intermediate_size, cfg.hidden_size)}
+    for layer in range(cfg.num_layers):
+        for t in targets:
+            i, o = dims[t]
+            adapter[(layer, t)] = ((torch.rand(args.rank, i, generator=gen) * 2 - 1) / math.sqrt(i), torch.zeros(o, args.rank))
+    t0 = time.perf_counter()
+    model = LoraTrainModel(cfg, ck, adapter, 2.0)
+    load_s = time.perf_counter() - t0
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, foreach=False)
+    B, S = args.batch, args.tokens
+    ids = torch.randint(0, cfg.vocab_size, (B, S), generator=gen)
+    positions = torch.arange(S)[None].expand(B, S)
+    bias = torch.zeros(S, S).masked_fill(torch.ones(S, S, dtype=torch.bool).triu(1), -1e9)[None, None].expand(B, 1, S, S)
+    index = torch.tensor([b * S + s for b in range(B) for s in range(S - 1)])
+    labels = ids[:, 1:].reshape(-1)
+    weight = torch.full((index.shape[0],), 1.0 / index.shape[0])
+    times: list[float] = []
+    for rep in range(args.warmup + args.repeats):
+        ta = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = model.loss(ids, positions, bias, index, labels, weight)
+        loss.backward()
+        opt.step()
+        tb = time.perf_counter()
+        if rep >= args.warmup:
+            times.append(tb - ta)
+    print(json.dumps({
+        "step_seconds": median(times),
+        "samples": times,
+        "tokens_per_second": B * S / median(times),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "blas": blas_library(),
+        "load_seconds": load_s,
+        "loss": loss.item(),
+    }))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
 # Modes
 # --------------------------------------------------------------------------------------------
 
@@ -766,6 +997,20 @@ def main(argv: list[str] | None = None) -> int:
     pb.add_argument("--seed", type=int, default=0)
     pb.add_argument("--prefill-logits", choices=("last", "all"), default="last", help="lm_head on the last prompt position (default) or on all")
 
+    pt = sub.add_parser("train", help="LoRA training steps from a JSON plan; per-step losses and final weights as one JSON line")
+    common(pt)
+    pt.add_argument("--plan", default="-", help="the plan file (default: stdin)")
+
+    ptb = sub.add_parser("train-bench", help="time of one LoRA training step as one JSON line")
+    common(ptb)
+    ptb.add_argument("--tokens", type=int, default=256)
+    ptb.add_argument("--batch", type=int, default=1)
+    ptb.add_argument("--rank", type=int, default=8)
+    ptb.add_argument("--targets", default="q_proj,v_proj")
+    ptb.add_argument("--repeats", type=int, default=3)
+    ptb.add_argument("--warmup", type=int, default=1)
+    ptb.add_argument("--seed", type=int, default=0)
+
     pc = sub.add_parser("selfcheck", help="cached vs full vs transformers-literal logits; exit 1 above --tol")
     common(pc)
     pc.add_argument("--length", type=int, default=24)
@@ -779,6 +1024,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--prompt-tokens >= 1, --decode-tokens >= 0, --repeats >= 1, --warmup >= 0")
     set_threads(args.threads)
     try:
+        if args.mode == "train":
+            return cmd_train(args)
+        if args.mode == "train-bench":
+            return cmd_train_bench(args)
         with torch.inference_mode():
             if args.mode == "score":
                 return cmd_score(args)

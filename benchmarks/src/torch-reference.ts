@@ -243,3 +243,69 @@ export function torchSelfcheck(python: string, modelDir: string, opts: TorchSelf
   if (typeof json["pass"] !== "boolean") throw failure(python, "selfcheck", run, `returned a malformed result: ${JSON.stringify(json).slice(0, 300)}`);
   return { pass: json["pass"], max_abs_diff: num(json["max_abs_diff"]), raw: json };
 }
+
+/** One micro-batch as the trainer lays it out (train/batching.ts MicroBatch). */
+export interface TorchTrainMicroBatch {
+  readonly ids: ReadonlyArray<ReadonlyArray<number>>;
+  readonly positions: ReadonlyArray<ReadonlyArray<number>>;
+  readonly segments: ReadonlyArray<ReadonlyArray<readonly [number, number]>>;
+  readonly loss_index: ReadonlyArray<number>;
+  readonly labels: ReadonlyArray<number>;
+}
+
+export interface TorchTrainPlan {
+  /** A PEFT adapter folder: the starting A and B, r, lora_alpha, use_rslora. */
+  readonly init_adapter: string;
+  readonly optimizer: {
+    readonly lr: number;
+    readonly betas: readonly [number, number];
+    readonly eps: number;
+    readonly weight_decay: number;
+    readonly max_grad_norm: number;
+    readonly schedule: "linear" | "cosine" | "constant";
+    readonly warmup: number;
+  };
+  readonly steps: ReadonlyArray<{ readonly scored_tokens: number; readonly micro_batches: ReadonlyArray<TorchTrainMicroBatch> }>;
+}
+
+export interface TorchTrainResult {
+  readonly losses: number[];
+  readonly grad_norms: number[];
+  /** "<layer>.<target>" -> A [r*in] and B [out*r], PEFT layout, row-major. */
+  readonly final: Readonly<Record<string, { readonly A: number[]; readonly B: number[] }>>;
+}
+
+/** The same LoRA training in plain PyTorch (llama_reference.py train): per-step losses and the final adapter. */
+export function torchTrain(python: string, modelDir: string, plan: TorchTrainPlan, opts: TorchRunOptions = {}): TorchTrainResult {
+  const run = runScript(python, "train", ["--model", modelDir, "--plan", "-"], opts, JSON.stringify(plan));
+  const json = resultJson(python, "train", run);
+  if (!Array.isArray(json["losses"]) || typeof json["final"] !== "object") throw failure(python, "train", run, `returned a malformed result: ${JSON.stringify(json).slice(0, 300)}`);
+  return { losses: (json["losses"] as unknown[]).map(num), grad_norms: ((json["grad_norms"] as unknown[]) ?? []).map(num), final: json["final"] as TorchTrainResult["final"] };
+}
+
+export interface TorchTrainBenchResult {
+  readonly step_seconds: number;
+  readonly tokens_per_second: number;
+  readonly peak_rss_mb: number;
+  readonly threads: number;
+  readonly torch: string;
+  /** The BLAS library torch's process mapped (Debian: the libblas.so.3 alternative). */
+  readonly blas: string;
+  readonly samples: number[];
+}
+
+/** Median time of one LoRA training step in PyTorch (forward, backward, AdamW). */
+export function torchTrainBench(python: string, modelDir: string, o: { tokens: number; batch: number; rank: number; targets: ReadonlyArray<string>; repeats?: number } & TorchRunOptions): TorchTrainBenchResult {
+  const args = ["--model", modelDir, "--tokens", String(o.tokens), "--batch", String(o.batch), "--rank", String(o.rank), "--targets", o.targets.join(","), "--repeats", String(o.repeats ?? 3)];
+  const run = runScript(python, "train-bench", args, o);
+  const j = resultJson(python, "train-bench", run);
+  return {
+    step_seconds: num(j["step_seconds"]),
+    tokens_per_second: num(j["tokens_per_second"]),
+    peak_rss_mb: num(j["peak_rss_mb"]),
+    threads: num(j["threads"]),
+    torch: String(j["torch"] ?? ""),
+    blas: String(j["blas"] ?? ""),
+    samples: Array.isArray(j["samples"]) ? (j["samples"] as unknown[]).map(num) : [],
+  };
+}

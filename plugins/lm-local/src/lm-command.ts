@@ -1,11 +1,18 @@
 /**
- * `bdc lm score|generate`: look at what the local model does, and compare it with other
- * frameworks. With --json the last line of stdout is one JSON object:
+ * `bdc lm score|generate|train`: look at what the local model does, compare it with other
+ * frameworks, and fine-tune LoRA adapters of it. With --json the last line of stdout is one JSON
+ * object:
  *   score:    {"tokens": [ids], "logprobs": [floats]}  (logprobs[i] = log p(tokens[i+1] | tokens[..i]))
  *   generate: {"text": ..., "tokens": N, "tokens_per_second": X, ...}
+ *   train:    {"adapter": DIR, "steps": N, "final_loss": X, "eval_loss": X|null, ...}
  */
+import * as fs from "node:fs";
 import * as path from "node:path";
-import { BdcError, type CliCommand, type Io, type ParsedArgs } from "@bdc/core";
+import { BdcError, BdcErrors, type CliCommand, type Io, type ParsedArgs } from "@bdc/core";
+import { LORA_TARGETS, type LoraTarget } from "./lora/adapter.ts";
+import { SCHEDULES, type Schedule } from "./train/optimizer.ts";
+import { TrainProgressDisplay } from "./train/progress.ts";
+import { TRAIN_DEFAULTS, TRAIN_FILES, trainLora, type TrainArgs } from "./train/trainer.ts";
 import { resolveModelDir } from "./hub/pull-model.ts";
 import { CausalLM, defaultOnnxCache } from "./model/causal-lm.ts";
 import { generate } from "./model/generate.ts";
@@ -13,8 +20,13 @@ import { scoreTokens } from "./model/score.ts";
 
 const spec = {
   name: "lm",
-  summary: "Run the local model: token log-probabilities (lm score) or text (lm generate)",
-  usage: 'bdc lm score --model DIR --text "..." [--bos] [--adapter DIR] [--json]\n       bdc lm generate --model DIR --prompt "..." [--max-tokens N] [--chat] [--adapter DIR] [--json]',
+  summary: "Run the local model: token log-probabilities (lm score), text (lm generate), LoRA fine-tuning (lm train)",
+  usage: [
+    'bdc lm score --model DIR --text "..." [--bos] [--adapter DIR] [--json]',
+    '       bdc lm generate --model DIR --prompt "..." [--max-tokens N] [--chat] [--adapter DIR] [--json]',
+    "       bdc lm train --model DIR --data train.jsonl --out ADAPTER [--eval-data F] [--rank --alpha --dropout --targets --layers --lr --epochs",
+    "                    --batch --micro-batch --max-length --schedule --warmup --seed --save-steps --device] [--json]",
+  ].join("\n"),
   minPositionals: 1,
   maxPositionals: 1,
   details: [
@@ -22,6 +34,12 @@ const spec = {
     "score tokenises --text with the model's tokenizer without special tokens (--bos puts the BOS token first).",
     "generate decodes greedily unless --temperature > 0; --chat wraps the prompt in the model's chat template.",
     "The first run on a checkpoint builds its ONNX model (cached in .cache/bdc/onnx, or $BDC_ONNX_CACHE).",
+    "",
+    "train fine-tunes a LoRA adapter (PEFT semantics) on a JSONL file of {\"messages\": [...]} rows (loss on the assistant turns,",
+    "rendered with the model's chat template), {\"prompt\", \"completion\"} rows or {\"text\"} rows, and writes a PEFT adapter folder to --out",
+    "(with checkpoint-<step>/ folders, events.jsonl, loss.html, train_report.json). Killed or stopped, the same command resumes it from",
+    "the last checkpoint; a finished run is not redone. Defaults are the BDC authors' SFT: rank 8, alpha 16, dropout 0.05, q_proj+v_proj,",
+    `lr 1e-3, 1 epoch, batch 64, linear schedule; micro-batch ${TRAIN_DEFAULTS.microBatch}, max length ${TRAIN_DEFAULTS.maxLength}, seed ${TRAIN_DEFAULTS.seed}, a checkpoint every ${TRAIN_DEFAULTS.saveSteps} steps.`,
   ].join("\n"),
   flags: {
     model: { type: "string", value: "DIR", description: "checkpoint folder or pulled hub id" },
@@ -33,9 +51,33 @@ const spec = {
     temperature: { type: "string", value: "T", description: "generate: 0 = greedy (default)" },
     "top-p": { type: "string", value: "P", description: "generate: nucleus mass" },
     "top-k": { type: "string", value: "K", description: "generate: sample among the k most likely" },
-    seed: { type: "string", value: "S", description: "generate: sampling seed" },
     stop: { type: "string", value: "TEXT", multiple: true, description: "generate: stop at this text (repeatable)" },
     adapter: { type: "string", value: "DIR", description: "a PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) to apply" },
+    data: { type: "string", value: "FILE", description: "train: the training JSONL" },
+    "eval-data": { type: "string", value: "FILE", description: "train: a validation JSONL, evaluated every --eval-steps and at the end" },
+    out: { type: "string", value: "DIR", description: "train: the adapter folder to write (and resume)" },
+    rank: { type: "string", value: "R", description: `train: LoRA rank (default ${TRAIN_DEFAULTS.rank})` },
+    alpha: { type: "string", value: "A", description: `train: lora_alpha; scale alpha/rank (default ${TRAIN_DEFAULTS.alpha})` },
+    rslora: { type: "boolean", description: "train: scale alpha/sqrt(rank) (rank-stabilised LoRA)" },
+    dropout: { type: "string", value: "P", description: `train: dropout on the LoRA input (default ${TRAIN_DEFAULTS.dropout})` },
+    targets: { type: "string", value: "LIST", description: `train: projections to adapt, comma-separated, or all (default ${TRAIN_DEFAULTS.targets.join(",")})` },
+    layers: { type: "string", value: "LIST", description: "train: layers to adapt, e.g. 0-9 or 0,2,4 (default all)" },
+    lr: { type: "string", value: "LR", description: `train: peak learning rate (default ${TRAIN_DEFAULTS.lr})` },
+    epochs: { type: "string", value: "N", description: `train: passes over the data (default ${TRAIN_DEFAULTS.epochs})` },
+    "max-steps": { type: "string", value: "N", description: "train: stop after N optimizer steps" },
+    batch: { type: "string", value: "N", description: `train: rows per optimizer step (default ${TRAIN_DEFAULTS.batch})` },
+    "micro-batch": { type: "string", value: "N", description: `train: rows (or packed sequences) per forward pass; gradients accumulate to --batch (default ${TRAIN_DEFAULTS.microBatch})` },
+    "max-length": { type: "string", value: "N", description: `train: longer rows are cut (and counted) (default ${TRAIN_DEFAULTS.maxLength})` },
+    packing: { type: "boolean", description: "train: pack rows into sequences of --max-length (block-diagonal attention) instead of padding" },
+    schedule: { type: "string", value: "KIND", description: `train: ${SCHEDULES.join(" | ")} (default ${TRAIN_DEFAULTS.schedule})` },
+    warmup: { type: "string", value: "N", description: "train: warmup steps, or a fraction < 1 of all steps (default 0)" },
+    "weight-decay": { type: "string", value: "W", description: "train: AdamW's decoupled weight decay (default 0)" },
+    "max-grad-norm": { type: "string", value: "N", description: "train: clip the gradient norm; 0 = off (default 1)" },
+    seed: { type: "string", value: "S", description: "generate: sampling seed; train: data order, init, dropout (default 42)" },
+    "save-steps": { type: "string", value: "N", description: `train: a checkpoint every N steps and at the end (default ${TRAIN_DEFAULTS.saveSteps})` },
+    "eval-steps": { type: "string", value: "N", description: "train: evaluate every N steps (default: --save-steps)" },
+    init: { type: "string", value: "DIR", description: "train: start from this PEFT adapter instead of a new one" },
+    overwrite: { type: "boolean", description: "train: delete the earlier training files in --out and start over" },
     device: { type: "string", value: "cpu|cuda", description: "where to run (default cpu)" },
     "device-id": { type: "string", value: "N", description: "CUDA device ordinal (default 0)" },
     threads: { type: "string", value: "N", description: "CPU threads (default: every core)" },
@@ -133,13 +175,142 @@ async function runGenerate(io: Io, args: ParsedArgs): Promise<number> {
   }
 }
 
+/** "0-9,12" -> [0..9, 12]. */
+function parseLayers(raw: string): number[] {
+  const out: number[] = [];
+  for (const part of raw.split(",").map((p) => p.trim())) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+    if (m === null) throw usage(`--layers ${raw}: give layer numbers and ranges, e.g. 0-9 or 0,2,4`);
+    const from = Number(m[1]);
+    const to = m[2] === undefined ? from : Number(m[2]);
+    if (to < from) throw usage(`--layers ${raw}: the range ${part} is empty`);
+    for (let l = from; l <= to; l++) out.push(l);
+  }
+  return out;
+}
+
+function parseTargets(raw: string): LoraTarget[] {
+  if (raw.trim() === "all") return [...LORA_TARGETS];
+  const names = raw.split(",").map((t) => t.trim()).filter((t) => t !== "");
+  for (const t of names) {
+    if (!(LORA_TARGETS as ReadonlyArray<string>).includes(t)) throw usage(`--targets: "${t}" is not a projection of a Llama-family model; choose from ${LORA_TARGETS.join(", ")}, or all`);
+  }
+  return names as LoraTarget[];
+}
+
+/** The training files a run writes into --out (what --overwrite deletes; nothing else there is touched). */
+function removeTrainingFiles(out: string): void {
+  if (!fs.existsSync(out)) return;
+  for (const name of fs.readdirSync(out)) {
+    if (name.startsWith("checkpoint-") || name.startsWith(".checkpoint-") || Object.values(TRAIN_FILES).includes(name as never) || name === "adapter_config.json" || name === "adapter_model.safetensors") {
+      fs.rmSync(path.join(out, name), { recursive: true, force: true });
+    }
+  }
+}
+
+/** Input problems (bad data, flags, adapters) exit 2, as usage errors do; failures of the run exit 1. */
+const INPUT_ERRORS = /^BDC_(TRAIN_CONFIG|TRAIN_DATA|LORA_CONFIG|ADAPTER_|MODEL_|RESUME_MISMATCH|FILE_NOT_FOUND|USAGE)/;
+
+async function runTrain(io: Io, args: ParsedArgs): Promise<number> {
+  const str = (name: string) => (typeof args.flags[name] === "string" ? (args.flags[name] as string) : undefined);
+  const need = (name: string) => str(name) ?? (() => {
+    throw usage(`train needs --${name}`);
+  })();
+  const modelFlag = need("model");
+  const data = path.resolve(io.cwd, need("data"));
+  const out = path.resolve(io.cwd, need("out"));
+  const device = str("device") ?? "cpu";
+  if (device !== "cpu") throw usage(`train --device ${device}: LoRA training runs on the CPU provider (the GPU path is issue #14's webgpu work)`);
+  const schedule = str("schedule") ?? TRAIN_DEFAULTS.schedule;
+  if (!SCHEDULES.includes(schedule as Schedule)) throw usage(`--schedule ${schedule}: choose ${SCHEDULES.join(", ")}`);
+  const num = (name: string, fallback: number, check: (n: number) => boolean, what: string) => numberFlag(args, name, check, what) ?? fallback;
+  const optionalPath = (name: string) => (str(name) === undefined ? undefined : path.resolve(io.cwd, str(name)!));
+  const train: TrainArgs = {
+    ...TRAIN_DEFAULTS,
+    model: resolveModelDir(modelFlag, io.cwd),
+    data,
+    evalData: optionalPath("eval-data"),
+    out,
+    rank: num("rank", TRAIN_DEFAULTS.rank, isPositiveInt, "a positive integer"),
+    alpha: num("alpha", TRAIN_DEFAULTS.alpha, (n) => n > 0, "a positive number"),
+    rslora: args.flags["rslora"] === true,
+    dropout: num("dropout", TRAIN_DEFAULTS.dropout, (n) => n >= 0 && n < 1, "in [0, 1)"),
+    targets: str("targets") === undefined ? TRAIN_DEFAULTS.targets : parseTargets(str("targets")!),
+    layers: str("layers") === undefined ? undefined : parseLayers(str("layers")!),
+    lr: num("lr", TRAIN_DEFAULTS.lr, (n) => n > 0, "a positive number"),
+    epochs: num("epochs", TRAIN_DEFAULTS.epochs, isPositiveInt, "a positive integer"),
+    maxSteps: numberFlag(args, "max-steps", isPositiveInt, "a positive integer"),
+    batch: num("batch", TRAIN_DEFAULTS.batch, isPositiveInt, "a positive integer"),
+    microBatch: num("micro-batch", TRAIN_DEFAULTS.microBatch, isPositiveInt, "a positive integer"),
+    maxLength: num("max-length", TRAIN_DEFAULTS.maxLength, isPositiveInt, "a positive integer"),
+    packing: args.flags["packing"] === true,
+    schedule: schedule as Schedule,
+    warmup: num("warmup", TRAIN_DEFAULTS.warmup, (n) => n >= 0 && (n < 1 || Number.isInteger(n)), "whole steps, or a fraction < 1 of all steps"),
+    weightDecay: num("weight-decay", TRAIN_DEFAULTS.weightDecay, (n) => n >= 0, "a number >= 0"),
+    maxGradNorm: num("max-grad-norm", TRAIN_DEFAULTS.maxGradNorm, (n) => n >= 0, "a number >= 0"),
+    seed: num("seed", TRAIN_DEFAULTS.seed, Number.isInteger, "an integer"),
+    saveSteps: num("save-steps", TRAIN_DEFAULTS.saveSteps, isPositiveInt, "a positive integer"),
+    evalSteps: numberFlag(args, "eval-steps", isPositiveInt, "a positive integer"),
+    init: optionalPath("init"),
+    threads: numberFlag(args, "threads", isPositiveInt, "a positive integer"),
+    cacheDir: defaultOnnxCache(io.cwd),
+  };
+  if (args.flags["overwrite"] === true) removeTrainingFiles(out);
+  const quiet = args.flags["quiet"] === true;
+  const display = new TrainProgressDisplay((t) => io.err(t), io.isTTY);
+  const controller = new AbortController();
+  const onSignal = () => {
+    io.err("\nstopping after this micro-batch; the last checkpoint is kept (the same command resumes)\n");
+    controller.abort();
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    const result = await trainLora(train, { log: quiet ? undefined : (line) => display.log(line), progress: quiet ? undefined : (p) => display.update(p), signal: controller.signal });
+    display.close();
+    const r = result.report;
+    const summary = {
+      adapter: result.adapterDir,
+      steps: r.steps,
+      final_loss: r.final_loss,
+      eval_loss: r.eval_loss ?? null,
+      best_eval_loss: r.best_eval_loss ?? null,
+      tokens_per_second: Math.round(r.tokens_per_second * 10) / 10,
+      seconds: Math.round(r.seconds * 100) / 100,
+      examples: r.data.examples,
+      truncated: r.data.truncated,
+      resumed_from_step: r.resumed_from_step ?? null,
+      already_done: result.alreadyDone,
+      loss_curve: path.join(result.adapterDir, TRAIN_FILES.lossCurve),
+    };
+    if (args.flags["json"] === true) io.out(`${JSON.stringify(summary)}\n`);
+    else {
+      io.err(`${result.alreadyDone ? "already trained" : `trained ${r.steps} steps in ${summary.seconds}s`}: final loss ${r.final_loss.toFixed(4)}${r.eval_loss === undefined ? "" : `, eval loss ${r.eval_loss.toFixed(4)}`}; loss curve: ${summary.loss_curve}\n`);
+      io.out(`${result.adapterDir}\n`);
+    }
+    return 0;
+  } catch (e) {
+    display.close();
+    if (e instanceof BdcError && e.code === "BDC_INTERRUPTED") {
+      io.err(`${e.message}\n`);
+      return 130;
+    }
+    if (e instanceof BdcError && INPUT_ERRORS.test(e.code)) throw new BdcErrors([e]);
+    throw e;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
 const command: CliCommand = {
   spec,
   async run(io, args) {
     const sub = args.positionals[0];
     if (sub === "score") return score(io, args);
     if (sub === "generate") return runGenerate(io, args);
-    throw usage(`unknown subcommand "${sub}" (score or generate)`);
+    if (sub === "train") return runTrain(io, args);
+    throw usage(`unknown subcommand "${sub}" (score, generate or train)`);
   },
 };
 

@@ -12,6 +12,7 @@ export {
   shardFileName,
   SINGLE_FILE,
   writeCheckpointWeights,
+  safetensorsBytes,
   writeSafetensors,
 } from "./safetensors.ts";
 export type { CheckpointWeights, FloatDtype, SafetensorsDtype, TensorInfo, TensorToWrite } from "./safetensors.ts";

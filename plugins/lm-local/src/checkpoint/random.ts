@@ -32,3 +32,24 @@ export function gaussian(seed: number): () => number {
     return r * Math.cos(2 * Math.PI * v);
   };
 }
+
+/**
+ * A 32-bit seed from several integers (murmur3's finaliser over each part): random streams keyed
+ * by (seed, epoch, step, ...) are then pure functions of those numbers, so a resumed run draws
+ * exactly what an uninterrupted one would without saving any generator state.
+ */
+export function mixSeed(...parts: ReadonlyArray<number>): number {
+  let h = 0x9e3779b9;
+  for (const p of parts) {
+    let k = Math.imul(p >>> 0, 0xcc9e2d51);
+    k = Math.imul((k << 15) | (k >>> 17), 0x1b873593);
+    h ^= k;
+    h = Math.imul((h << 13) | (h >>> 19), 5) + 0xe6546b64;
+    h ^= h >>> 16;
+    h = Math.imul(h, 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    h ^= h >>> 16;
+  }
+  return h >>> 0;
+}

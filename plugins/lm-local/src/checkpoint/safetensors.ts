@@ -290,8 +290,8 @@ function tensorBytes(t: TensorToWrite): Uint8Array {
   return new Uint8Array(bits.buffer, bits.byteOffset, bits.byteLength);
 }
 
-/** Writes one safetensors file. `metadata` is added to `__metadata__` ({"format": "pt"}, which transformers expects). */
-export function writeSafetensors(file: string, tensors: ReadonlyArray<TensorToWrite>, metadata: Record<string, string> = {}): void {
+/** The 8-byte length, the JSON header (space-padded to 8 bytes) and the data size of a file of `tensors`. */
+function safetensorsHead(tensors: ReadonlyArray<TensorToWrite>, metadata: Record<string, string>, file: string): { head: Uint8Array; dataBytes: number } {
   if (!littleEndian) throw new BdcError({ code: "BDC_INTERNAL", message: "safetensors writing needs a little-endian machine" });
   const header: Record<string, unknown> = { __metadata__: { format: "pt", ...metadata } };
   let offset = 0;
@@ -304,18 +304,36 @@ export function writeSafetensors(file: string, tensors: ReadonlyArray<TensorToWr
     header[t.name] = { dtype: t.dtype, shape: [...t.shape], data_offsets: [offset, offset + length] };
     offset += length;
   }
-  let json = JSON.stringify(header);
   // The format wants the data to start 8-byte aligned; the reference pads the header with spaces.
-  const jsonBytes = new TextEncoder().encode(json);
-  const padded = Math.ceil(jsonBytes.length / 8) * 8;
-  json += " ".repeat(padded - jsonBytes.length);
-  const prefix = new Uint8Array(8);
-  new DataView(prefix.buffer).setBigUint64(0, BigInt(padded), true);
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const padded = Math.ceil(json.length / 8) * 8;
+  const head = new Uint8Array(8 + padded).fill(0x20);
+  new DataView(head.buffer).setBigUint64(0, BigInt(padded), true);
+  head.set(json, 8);
+  return { head, dataBytes: offset };
+}
+
+/** One safetensors file's bytes, in memory (small files: adapters, optimizer state). */
+export function safetensorsBytes(tensors: ReadonlyArray<TensorToWrite>, metadata: Record<string, string> = {}): Uint8Array {
+  const { head, dataBytes } = safetensorsHead(tensors, metadata, "<memory>");
+  const out = new Uint8Array(head.length + dataBytes);
+  out.set(head);
+  let at = head.length;
+  for (const t of tensors) {
+    const bytes = tensorBytes(t);
+    out.set(bytes, at);
+    at += bytes.length;
+  }
+  return out;
+}
+
+/** Writes one safetensors file, a tensor at a time. `metadata` is added to `__metadata__` ({"format": "pt"}, which transformers expects). */
+export function writeSafetensors(file: string, tensors: ReadonlyArray<TensorToWrite>, metadata: Record<string, string> = {}): void {
+  const { head } = safetensorsHead(tensors, metadata, file);
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const fd = fs.openSync(file, "w");
   try {
-    fs.writeSync(fd, prefix);
-    fs.writeSync(fd, new TextEncoder().encode(json));
+    fs.writeSync(fd, head);
     for (const t of tensors) fs.writeSync(fd, tensorBytes(t));
   } finally {
     fs.closeSync(fd);
