@@ -361,7 +361,7 @@ export async function trainLora(args: TrainArgs, hooks: TrainHooks = {}): Promis
     const eventsFile = path.join(out, TRAIN_FILES.events);
     const emit = (type: string, data: Record<string, unknown>) => fs.appendFileSync(eventsFile, `${JSON.stringify({ type, time: new Date().toISOString(), ...data })}\n`);
     emit("train.start", { step: startStep, total_steps: totalSteps, resumed: startStep > 0, threads, examples: train.examples.length, trainable_parameters: parameterCount });
-    log(`training ${parameterCount.toLocaleString("en-US")} LoRA parameters (rank ${lora.rank}, alpha ${lora.alpha}, ${lora.targets.join("+")}, ${lora.layers.length} layers) on ${train.examples.length} rows: ${totalSteps} steps of ${args.batch} rows, ${threads} threads`);
+    log(`training ${parameterCount.toLocaleString("en-US")} LoRA parameters (rank ${lora.rank}, alpha ${lora.alpha}, ${lora.targets.join("+")}, ${lora.layers.length} layers) on ${train.examples.length} rows: ${totalSteps} steps of ${args.batch} rows, ${threads} thread${threads === 1 ? "" : "s"}`);
 
     /** Feeds of one micro-batch; `dropoutKey` undefined: no dropout (evaluation). */
     const feedsOf = (mb: MicroBatch, tokenWeight: number, dropoutKey: readonly number[] | undefined): Record<string, ort.Tensor> => {

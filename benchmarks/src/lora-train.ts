@@ -1,0 +1,114 @@
+/**
+ * LoRA training speed: one optimizer step (forward, backward, AdamW) of rank-8 LoRA on q_proj and
+ * v_proj over 1 x 256 tokens (every position scored), on the 125M Llama of lm-generation (fp32,
+ * random weights), by the real trainer on ONNX Runtime (`trainLora`: the step times come from its
+ * events) side by side with PyTorch doing the same step (benchmarks/python/llama_reference.py
+ * train-bench: plain torch autograd, PEFT's LoRA forward, torch.optim.AdamW) with the same thread
+ * count, and peak memory. Dropout is 0 on both sides.
+ *
+ * Target: ONNX Runtime step time <= 1.0x PyTorch's. `--shape qwen0.5b` measures a
+ * Qwen2.5-0.5B-shaped model instead (24 layers, hidden 896, vocab 151936; ~2 GB written once).
+ *
+ *   pnpm exec tsx benchmarks/src/lora-train.ts [--reps R] [--shape 125m|qwen0.5b] [--json]
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { findProjectRoot } from "@bdc/core";
+import { writeTinyCheckpoint, type TinyCheckpointOptions } from "@bdc/lm-local";
+import { readLossHistory } from "../../plugins/lm-local/src/train/loss-curve.ts";
+import { TRAIN_DEFAULTS, trainLora } from "../../plugins/lm-local/src/train/trainer.ts";
+import { FLAGS_HELP, fmt, median, parseFlags, printOutcome, runIfMain, type Benchmark, type BenchFlags, type BenchOutcome } from "./common.ts";
+import { benchModelDir } from "./lm-generation.ts";
+import { findTorchPython, torchTrainBench } from "./torch-reference.ts";
+
+const TOKENS = 256;
+const RANK = 8;
+const TARGETS = ["q_proj", "v_proj"] as const;
+
+const SHAPES: Readonly<Record<string, { label: string; dir: () => string; options: TinyCheckpointOptions }>> = {
+  "125m": { label: "125M Llama fp32 (12 layers, hidden 768, vocab 32000)", dir: benchModelDir, options: { arch: "llama", layers: 12, hidden: 768, heads: 12, kvHeads: 4, intermediate: 2048, vocab: 32000, seed: 0 } },
+  "qwen0.5b": {
+    label: "Qwen2.5-0.5B-shaped fp32 (24 layers, hidden 896, 14/2 heads, vocab 151936)",
+    dir: () => path.join(findProjectRoot(process.cwd()), ".cache", "bdc", "bench-models", "qwen2.5-0.5b-shape"),
+    options: { arch: "qwen2", layers: 24, hidden: 896, heads: 14, kvHeads: 2, intermediate: 4864, vocab: 151936, seed: 0 },
+  },
+};
+
+function ensureModel(shape: string, log: (line: string) => void): string {
+  const s = SHAPES[shape]!;
+  const dir = s.dir();
+  if (!fs.existsSync(path.join(dir, "model.safetensors"))) {
+    log(`writing the ${shape} benchmark checkpoint to ${dir}`);
+    writeTinyCheckpoint(dir, s.options);
+  }
+  return dir;
+}
+
+/** Step times of the real trainer: `reps` measured steps between a warm-up step and the final (checkpointing) one. */
+async function measureOrt(dir: string, reps: number, threads: number, log: (line: string) => void) {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-bench-lora-"));
+  try {
+    // Text rows longer than TOKENS, cut to exactly TOKENS tokens: every position after the first is scored.
+    const words = "def solve(n):\n    total = 0\n    for i in range(n):\n        total += i * i\n    return total\n".repeat(40);
+    const data = path.join(work, "train.jsonl");
+    fs.writeFileSync(data, Array.from({ length: reps + 2 }, (_, i) => JSON.stringify({ text: `# row ${i}\n${words}` })).join("\n") + "\n");
+    const { report } = await trainLora(
+      { ...TRAIN_DEFAULTS, model: dir, data, out: path.join(work, "out"), batch: 1, microBatch: 1, maxLength: TOKENS, dropout: 0, maxSteps: reps + 2, saveSteps: 1_000_000, threads },
+      { log },
+    );
+    const events = fs.readFileSync(path.join(work, "out", "events.jsonl"), "utf8").split("\n").filter((l) => l.includes('"train.step"')).map((l) => JSON.parse(l) as { seconds: number; tokens: number });
+    if (events.some((e) => e.tokens !== TOKENS)) throw new Error(`lora-train: a step had ${events.map((e) => e.tokens).join(", ")} tokens, not ${TOKENS}`);
+    const steps = events.slice(1, -1).map((e, i) => e.seconds - events[i]!.seconds);
+    const loss = readLossHistory(path.join(work, "out", "events.jsonl")).train.at(-1)?.value;
+    return { stepSeconds: median(steps), samples: steps, peakRssMb: process.resourceUsage().maxRSS / 1024, loss, trainable: report.trainable_parameters };
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export const loraTrain: Benchmark = {
+  name: "lora-train",
+  description: "one LoRA training step (1 x 256 tokens, r 8 on q,v, AdamW) of a 125M Llama: ONNX Runtime vs PyTorch CPU",
+  async run(flags: BenchFlags, log): Promise<BenchOutcome> {
+    const reps = flags.reps ?? 3;
+    const shape = process.argv.includes("--shape") ? process.argv[process.argv.indexOf("--shape") + 1]! : "125m";
+    if (SHAPES[shape] === undefined) throw new Error(`--shape ${shape}: choose ${Object.keys(SHAPES).join(", ")}`);
+    const threads = os.availableParallelism();
+    const dir = ensureModel(shape, log);
+    const ort = await measureOrt(dir, reps, threads, log);
+    log(`ort: ${ort.samples.map((s) => `${(s * 1000).toFixed(0)} ms`).join(", ")}`);
+    const py = findTorchPython();
+    const torch = "python" in py ? torchTrainBench(py.python, dir, { tokens: TOKENS, batch: 1, rank: RANK, targets: TARGETS, repeats: reps, threads }) : undefined;
+    if (torch !== undefined) log(`pytorch ${torch.torch} (BLAS: ${torch.blas}): ${torch.samples.map((s) => `${(s * 1000).toFixed(0)} ms`).join(", ")}`);
+    const ratio = torch === undefined ? Number.NaN : ort.stepSeconds / torch.step_seconds;
+    const pass = torch !== undefined && ratio <= 1;
+    const text = [
+      `lora-train: ${SHAPES[shape]!.label}, LoRA r${RANK} on ${TARGETS.join("+")} (${ort.trainable.toLocaleString("en-US")} parameters), 1 x ${TOKENS} tokens, AdamW, ${threads} threads, median of ${reps}`,
+      ...(torch === undefined ? [`python3-torch is not installed (${(py as { missing: string }).missing}): nothing to compare with`] : [`PyTorch ${torch.torch}, BLAS ${torch.blas}`]),
+      "",
+      "| | ONNX Runtime | PyTorch | ratio |",
+      "|---|---|---|---|",
+      `| step time | ${fmt(ort.stepSeconds * 1000, 0)} ms | ${torch === undefined ? "-" : `${fmt(torch.step_seconds * 1000, 0)} ms`} | ${fmt(ratio)}x |`,
+      `| tokens/s | ${fmt(TOKENS / ort.stepSeconds, 0)} | ${torch === undefined ? "-" : fmt(torch.tokens_per_second, 0)} | |`,
+      `| peak RSS | ${fmt(ort.peakRssMb, 0)} MB | ${torch === undefined ? "-" : `${fmt(torch.peak_rss_mb, 0)} MB`} | |`,
+      "",
+      `${pass ? "PASS" : "FAIL"}: target ONNX Runtime step time <= 1.0x PyTorch's`,
+    ].join("\n");
+    return { pass, text, json: { shape, ort, torch, ratio, threads, reps, tokens: TOKENS } };
+  },
+};
+
+async function main(argv: ReadonlyArray<string>): Promise<number> {
+  const rest = [...argv];
+  const at = rest.indexOf("--shape");
+  if (at >= 0) rest.splice(at, 2);
+  const flags = parseFlags(rest);
+  if (flags.help) {
+    process.stdout.write(`usage: pnpm exec tsx benchmarks/src/lora-train.ts [--shape ${Object.keys(SHAPES).join("|")}] [flags]\n${loraTrain.description}\n\n${FLAGS_HELP}\n`);
+    return 0;
+  }
+  return printOutcome(flags, await loraTrain.run(flags, (line) => process.stderr.write(`${line}\n`)));
+}
+
+runIfMain(import.meta.url, "lora-train", main);
