@@ -6,7 +6,11 @@
  * train-bench: plain torch autograd, PEFT's LoRA forward, torch.optim.AdamW) with the same thread
  * count, and peak memory. Dropout is 0 on both sides.
  *
- * Target: ONNX Runtime step time <= 1.0x PyTorch's. `--shape qwen0.5b` measures a
+ * It also checks parity on this model: 20 AdamW steps (batch 2 of short chat rows, micro-batch 1,
+ * so gradients accumulate; linear schedule with warmup; clipping) from the same adapter on both
+ * sides must give per-step losses equal to 1e-5 relative and final weights to 1e-4.
+ *
+ * Target: ONNX Runtime step time <= 1.0x PyTorch's, and parity. `--shape qwen0.5b` measures a
  * Qwen2.5-0.5B-shaped model instead (24 layers, hidden 896, vocab 151936; ~2 GB written once).
  *
  *   pnpm exec tsx benchmarks/src/lora-train.ts [--reps R] [--shape 125m|qwen0.5b] [--json]
@@ -15,11 +19,12 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { findProjectRoot } from "@bdc/core";
-import { writeTinyCheckpoint, type TinyCheckpointOptions } from "@bdc/lm-local";
+import { initLoraAdapter, normalizeLoraConfig, readModelConfig, writePeftAdapter, writeTinyCheckpoint, type TinyCheckpointOptions } from "@bdc/lm-local";
 import { readLossHistory } from "../../plugins/lm-local/src/train/loss-curve.ts";
 import { TRAIN_DEFAULTS, trainLora } from "../../plugins/lm-local/src/train/trainer.ts";
 import { FLAGS_HELP, fmt, median, parseFlags, printOutcome, runIfMain, type Benchmark, type BenchFlags, type BenchOutcome } from "./common.ts";
 import { benchModelDir } from "./lm-generation.ts";
+import { compareWithTorch, type ParityResult } from "./lora-parity.ts";
 import { findTorchPython, torchTrainBench } from "./torch-reference.ts";
 
 const TOKENS = 256;
@@ -45,23 +50,50 @@ function ensureModel(shape: string, log: (line: string) => void): string {
   return dir;
 }
 
-/** Step times of the real trainer: `reps` measured steps between a warm-up step and the final (checkpointing) one. */
+/** Step times of the real trainer: `reps` measured steps between two warm-up steps and the final (checkpointing) one. */
 async function measureOrt(dir: string, reps: number, threads: number, log: (line: string) => void) {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-bench-lora-"));
   try {
     // Text rows longer than TOKENS, cut to exactly TOKENS tokens: every position after the first is scored.
     const words = "def solve(n):\n    total = 0\n    for i in range(n):\n        total += i * i\n    return total\n".repeat(40);
     const data = path.join(work, "train.jsonl");
-    fs.writeFileSync(data, Array.from({ length: reps + 2 }, (_, i) => JSON.stringify({ text: `# row ${i}\n${words}` })).join("\n") + "\n");
+    fs.writeFileSync(data, Array.from({ length: reps + 3 }, (_, i) => JSON.stringify({ text: `# row ${i}\n${words}` })).join("\n") + "\n");
     const { report } = await trainLora(
-      { ...TRAIN_DEFAULTS, model: dir, data, out: path.join(work, "out"), batch: 1, microBatch: 1, maxLength: TOKENS, dropout: 0, maxSteps: reps + 2, saveSteps: 1_000_000, threads },
+      { ...TRAIN_DEFAULTS, model: dir, data, out: path.join(work, "out"), batch: 1, microBatch: 1, maxLength: TOKENS, dropout: 0, maxSteps: reps + 3, saveSteps: 1_000_000, threads },
       { log },
     );
     const events = fs.readFileSync(path.join(work, "out", "events.jsonl"), "utf8").split("\n").filter((l) => l.includes('"train.step"')).map((l) => JSON.parse(l) as { seconds: number; tokens: number });
     if (events.some((e) => e.tokens !== TOKENS)) throw new Error(`lora-train: a step had ${events.map((e) => e.tokens).join(", ")} tokens, not ${TOKENS}`);
-    const steps = events.slice(1, -1).map((e, i) => e.seconds - events[i]!.seconds);
+    const steps = events.slice(2, -1).map((e, i) => e.seconds - events[i + 1]!.seconds);
     const loss = readLossHistory(path.join(work, "out", "events.jsonl")).train.at(-1)?.value;
     return { stepSeconds: median(steps), samples: steps, peakRssMb: process.resourceUsage().maxRSS / 1024, loss, trainable: report.trainable_parameters };
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+const PARITY = { steps: 20, batch: 2, lr: 1e-3, warmup: 2, seed: 5 } as const;
+
+/** 20 steps here and in PyTorch from the same adapter; their losses and final weights compared. */
+async function measureParity(python: string, dir: string, threads: number, log: (line: string) => void): Promise<ParityResult> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-bench-parity-"));
+  try {
+    const data = path.join(work, "train.jsonl");
+    const rows = Array.from({ length: PARITY.steps * PARITY.batch }, (_, i) => ({ messages: [{ role: "user", content: `Write a function that returns ${i} squared${" please".repeat(i % 5)}.` }, { role: "assistant", content: `def f():\n    return ${i} * ${i}` }] }));
+    fs.writeFileSync(data, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
+    const config = readModelConfig(dir);
+    const init = initLoraAdapter(config, normalizeLoraConfig({ rank: RANK, alpha: 16, rslora: false, dropout: 0, targets: TARGETS }, config), 1);
+    let s = 9;
+    for (const m of init.modules.values()) for (let i = 0; i < m.B.length; i++) m.B[i] = ((s = (s * 16807) % 2147483647) / 2147483647 - 0.5) * 0.02;
+    const initDir = path.join(work, "init");
+    writePeftAdapter(initDir, init, config);
+    const out = path.join(work, "out");
+    const optimizer = { lr: PARITY.lr, betas: [0.9, 0.999] as const, eps: 1e-8, weight_decay: 0, max_grad_norm: 1, schedule: "linear" as const, warmup: PARITY.warmup };
+    log(`parity: ${PARITY.steps} steps on ONNX Runtime`);
+    await trainLora({ ...TRAIN_DEFAULTS, model: dir, data, out, init: initDir, dropout: 0, batch: PARITY.batch, microBatch: 1, lr: PARITY.lr, warmup: PARITY.warmup, seed: PARITY.seed, saveSteps: 1_000_000, threads });
+    const losses = readLossHistory(path.join(out, "events.jsonl")).train.map((p) => p.value);
+    log(`parity: the same ${PARITY.steps} steps in PyTorch`);
+    return compareWithTorch(python, { model: dir, data, initAdapter: initDir, batch: PARITY.batch, microBatch: 1, maxLength: TRAIN_DEFAULTS.maxLength, packing: false, epochs: 1, seed: PARITY.seed, optimizer }, losses, out, threads);
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
@@ -82,7 +114,9 @@ export const loraTrain: Benchmark = {
     const torch = "python" in py ? torchTrainBench(py.python, dir, { tokens: TOKENS, batch: 1, rank: RANK, targets: TARGETS, repeats: reps, threads }) : undefined;
     if (torch !== undefined) log(`pytorch ${torch.torch} (BLAS: ${torch.blas}): ${torch.samples.map((s) => `${(s * 1000).toFixed(0)} ms`).join(", ")}`);
     const ratio = torch === undefined ? Number.NaN : ort.stepSeconds / torch.step_seconds;
-    const pass = torch !== undefined && ratio <= 1;
+    const parity = "python" in py ? await measureParity(py.python, dir, threads, log) : undefined;
+    const parityOk = parity !== undefined && parity.maxRelativeLossDiff <= 1e-5 && parity.maxWeightDiff <= 1e-4;
+    const pass = torch !== undefined && ratio <= 1 && parityOk;
     const text = [
       `lora-train: ${SHAPES[shape]!.label}, LoRA r${RANK} on ${TARGETS.join("+")} (${ort.trainable.toLocaleString("en-US")} parameters), 1 x ${TOKENS} tokens, AdamW, ${threads} threads, median of ${reps}`,
       ...(torch === undefined ? [`python3-torch is not installed (${(py as { missing: string }).missing}): nothing to compare with`] : [`PyTorch ${torch.torch}, BLAS ${torch.blas}`]),
@@ -93,9 +127,13 @@ export const loraTrain: Benchmark = {
       `| tokens/s | ${fmt(TOKENS / ort.stepSeconds, 0)} | ${torch === undefined ? "-" : fmt(torch.tokens_per_second, 0)} | |`,
       `| peak RSS | ${fmt(ort.peakRssMb, 0)} MB | ${torch === undefined ? "-" : `${fmt(torch.peak_rss_mb, 0)} MB`} | |`,
       "",
-      `${pass ? "PASS" : "FAIL"}: target ONNX Runtime step time <= 1.0x PyTorch's`,
+      parity === undefined
+        ? "parity: not checked (no PyTorch)"
+        : `parity over ${PARITY.steps} AdamW steps (batch ${PARITY.batch}, accumulated): per-step loss within ${parity.maxRelativeLossDiff.toExponential(1)} relative (bound 1e-5), final LoRA weights within ${parity.maxWeightDiff.toExponential(1)} (bound 1e-4; they moved up to ${parity.maxWeightMove.toExponential(1)})`,
+      "",
+      `${pass ? "PASS" : "FAIL"}: targets: ONNX Runtime step time <= 1.0x PyTorch's; parity within its bounds`,
     ].join("\n");
-    return { pass, text, json: { shape, ort, torch, ratio, threads, reps, tokens: TOKENS } };
+    return { pass, text, json: { shape, ort, torch: torch === undefined ? undefined : { ...torch }, ratio, parity: parity === undefined ? undefined : { maxRelativeLossDiff: parity.maxRelativeLossDiff, maxWeightDiff: parity.maxWeightDiff, maxWeightMove: parity.maxWeightMove }, threads, reps, tokens: TOKENS } };
   },
 };
 

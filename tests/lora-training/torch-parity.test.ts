@@ -20,11 +20,11 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, test, type TestContext } from "node:test";
-import { initLoraAdapter, loadTokenizer, normalizeLoraConfig, readModelConfig, readPeftAdapter, writePeftAdapter, writeTinyCheckpoint, type LoraTarget, type TinyCheckpointOptions } from "@bdc/lm-local";
-import { epochSteps, layoutStep, stepsPerEpoch } from "../../plugins/lm-local/src/train/batching.ts";
-import { loadTrainingData } from "../../plugins/lm-local/src/train/data.ts";
+import { initLoraAdapter, normalizeLoraConfig, readModelConfig, writePeftAdapter, writeTinyCheckpoint, type LoraTarget, type TinyCheckpointOptions } from "@bdc/lm-local";
+import { stepsPerEpoch } from "../../plugins/lm-local/src/train/batching.ts";
 import { readLossHistory } from "../../plugins/lm-local/src/train/loss-curve.ts";
-import { findTorchPython, TORCH_INSTALL_HINT, torchTrain, type TorchTrainPlan } from "../../benchmarks/src/torch-reference.ts";
+import { compareWithTorch } from "../../benchmarks/src/lora-parity.ts";
+import { findTorchPython, TORCH_INSTALL_HINT, type TorchTrainPlan } from "../../benchmarks/src/torch-reference.ts";
 
 const repo = path.resolve(import.meta.dirname, "../..");
 const bin = path.join(repo, "core/src/cli/bin.ts");
@@ -124,44 +124,16 @@ for (const c of CASES) {
     const summary = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as { steps: number };
     assert.equal(summary.steps, EPOCHS * stepsPerEpoch(ROWS.length, BATCH));
 
-    // The same micro-batches for PyTorch, laid out by the trainer's own functions.
-    const { examples } = loadTrainingData(data, loadTokenizer(dir), { maxLength });
-    const steps: Array<TorchTrainPlan["steps"][number]> = [];
-    for (let epoch = 0; epoch < EPOCHS; epoch++) {
-      for (const rows of epochSteps(examples.length, BATCH, SEED, epoch)) {
-        const micro = layoutStep(examples, rows, { microBatch: MICRO, packing: c.packing, maxLength });
-        steps.push({ scored_tokens: micro.reduce((n, m) => n + m.lossIndex.length, 0), micro_batches: micro.map((m) => ({ ids: m.ids, positions: m.positions, segments: m.segments, loss_index: m.lossIndex, labels: m.labels })) });
-      }
-    }
-    const ref = torchTrain(python, dir, { init_adapter: initDir, optimizer: c.optimizer, steps }, { threads: 1 });
-
     const ours = readLossHistory(path.join(out, "events.jsonl")).train.map((p) => p.value);
-    assert.equal(ours.length, ref.losses.length);
-    let worstLoss = 0;
+    const parity = compareWithTorch(python, { model: dir, data, initAdapter: initDir, batch: BATCH, microBatch: MICRO, maxLength, packing: c.packing, epochs: EPOCHS, seed: SEED, optimizer: c.optimizer }, ours, out, 1);
     ours.forEach((l, i) => {
-      const rel = Math.abs(l - ref.losses[i]!) / Math.abs(ref.losses[i]!);
-      worstLoss = Math.max(worstLoss, rel);
-      assert.ok(rel <= 1e-5, `step ${i + 1}: loss ${l} vs PyTorch ${ref.losses[i]} (relative ${rel})`);
+      const rel = Math.abs(l - parity.torch.losses[i]!) / Math.abs(parity.torch.losses[i]!);
+      assert.ok(rel <= 1e-5, `step ${i + 1}: loss ${l} vs PyTorch ${parity.torch.losses[i]} (relative ${rel})`);
     });
     assert.ok(ours[0]! - ours.at(-1)! > 0.05, `the loss moved: ${ours[0]} -> ${ours.at(-1)}`);
-
-    const trained = readPeftAdapter(out, config);
-    let worstWeight = 0;
-    let moved = 0;
-    for (const [key, m] of trained.modules) {
-      const theirs = ref.final[key];
-      assert.ok(theirs !== undefined, `PyTorch has ${key}`);
-      const start = init.modules.get(key)!;
-      for (const [mine, other, first] of [[m.A, theirs.A, start.A], [m.B, theirs.B, start.B]] as const) {
-        assert.equal(mine.length, other.length);
-        for (let i = 0; i < mine.length; i++) {
-          worstWeight = Math.max(worstWeight, Math.abs(mine[i]! - other[i]!));
-          moved = Math.max(moved, Math.abs(mine[i]! - first[i]!));
-        }
-      }
-    }
-    assert.ok(worstWeight <= 1e-4, `final LoRA weights differ from PyTorch's by up to ${worstWeight}`);
-    assert.ok(moved > 1e-2, `training moved the weights (by up to ${moved})`);
+    assert.ok(parity.maxWeightDiff <= 1e-4, `final LoRA weights differ from PyTorch's by up to ${parity.maxWeightDiff}`);
+    assert.ok(parity.maxWeightMove > 1e-2, `training moved the weights (by up to ${parity.maxWeightMove})`);
+    const [worstLoss, worstWeight, moved] = [parity.maxRelativeLossDiff, parity.maxWeightDiff, parity.maxWeightMove];
     t.diagnostic(`max relative loss difference ${worstLoss.toExponential(2)}, max weight difference ${worstWeight.toExponential(2)} (weights moved up to ${moved.toFixed(3)})`);
   });
 }

@@ -19,6 +19,12 @@ export interface DeviceOptions {
   readonly deviceId?: number | undefined;
   /** CPU threads for one operator (default: every core). */
   readonly threads?: number | undefined;
+  /**
+   * Let kernels keep pre-packed copies of constant weights (default true). A training graph
+   * reads each frozen weight in two layouts (forward MatMul, backward Gemm with transB), so
+   * packing keeps extra copies: off, the 125M model trains at the same speed in ~390 MB less.
+   */
+  readonly prepack?: boolean | undefined;
 }
 
 const require = createRequire(import.meta.url);
@@ -54,6 +60,7 @@ export function sessionOptions(options: DeviceOptions): ort.InferenceSession.Ses
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     logSeverityLevel: 3,
+    ...(options.prepack === false ? { extra: { session: { disable_prepacking: "1" } } } : {}),
   };
 }
 

@@ -334,7 +334,7 @@ export async function trainLora(args: TrainArgs, hooks: TrainHooks = {}): Promis
   } finally {
     weights?.close();
   }
-  const session = await openSession(compiled.modelPath, { device: "cpu", threads });
+  const session = await openSession(compiled.modelPath, { device: "cpu", threads, prepack: false });
   try {
     const dims = projectionDims(model);
     const slotList: Slot[] = lora.layers.flatMap((layer) => lora.targets.map((target) => ({ layer, target, inDim: dims[target][0], outDim: dims[target][1] })));
