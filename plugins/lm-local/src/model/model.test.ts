@@ -18,7 +18,6 @@ import { CausalLM } from "./causal-lm.ts";
 import { embedTexts } from "./embed.ts";
 import { generate } from "./generate.ts";
 import { moduleKey, type LoraAdapter, type LoraModule, type LoraTarget } from "../lora/adapter.ts";
-import { readPeftAdapter, writePeftAdapter } from "../lora/peft.ts";
 import { loraInputNames } from "./lora-slots.ts";
 import { argmax } from "./sampler.ts";
 import { scoreTokens } from "./score.ts";
@@ -235,32 +234,6 @@ test("a PEFT adapter folder fills the LoRA slots: logits equal the reference wit
   fs.writeFileSync(path.join(adapterDir, "adapter_config.json"), JSON.stringify({ peft_type: "LORA", r: rank + 1, lora_alpha: alpha }));
   await assert.rejects(tiny("llama-gqa-rope3", options, { adapter: adapterDir }), (e: unknown) => e instanceof BdcError && e.code === "BDC_ADAPTER_INVALID" && /adapter_model\.safetensors: tensor .* rank 3 expected/.test(e.message));
   await assert.rejects(tiny("llama-gqa-rope3", options, { adapter: path.join(root, "no-adapter") }), (e: unknown) => e instanceof BdcError && e.code === "BDC_ADAPTER_NOT_FOUND");
-});
-
-test("PEFT folders round-trip: what writePeftAdapter writes, readPeftAdapter reads back bit for bit", () => {
-  const dir = path.join(root, "roundtrip");
-  writeTinyCheckpoint(dir, ARCHS[1]![1]);
-  const config = readModelConfig(dir);
-  const H = config.hiddenSize;
-  const I = config.intermediateSize;
-  let seed = 11;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5);
-  const modules = new Map<string, LoraModule>([
-    [moduleKey(1, "k_proj"), { A: Float32Array.from({ length: 4 * H }, rand), B: Float32Array.from({ length: config.numKvHeads * config.headDim * 4 }, rand) }],
-    [moduleKey(1, "up_proj"), { A: Float32Array.from({ length: 4 * H }, rand), B: Float32Array.from({ length: I * 4 }, rand) }],
-  ]);
-  const adapter: LoraAdapter = { config: { rank: 4, alpha: 8, rslora: true, dropout: 0.1, targets: ["k_proj", "up_proj"], layers: [1], baseModel: "Qwen/Qwen2.5-0.5B" }, modules };
-  const out = path.join(root, "roundtrip-adapter");
-  writePeftAdapter(out, adapter, config);
-  const json = JSON.parse(fs.readFileSync(path.join(out, "adapter_config.json"), "utf8")) as Record<string, unknown>;
-  assert.deepEqual([json["r"], json["lora_alpha"], json["use_rslora"], json["lora_dropout"], json["target_modules"], json["layers_to_transform"], json["base_model_name_or_path"], json["task_type"]], [4, 8, true, 0.1, ["k_proj", "up_proj"], [1], "Qwen/Qwen2.5-0.5B", "CAUSAL_LM"]);
-  const back = readPeftAdapter(out, config);
-  assert.deepEqual(back.config, adapter.config);
-  for (const [k, m] of modules) {
-    assert.deepEqual(back.modules.get(k)!.A, m.A);
-    assert.deepEqual(back.modules.get(k)!.B, m.B);
-  }
-  assert.deepEqual(fs.readdirSync(out).sort(), ["adapter_config.json", "adapter_model.safetensors"], "no temporary files left");
 });
 
 test("greedy generation follows the argmax of full recomputation; limits and stop strings end it", async () => {
