@@ -93,7 +93,9 @@ def main() -> int:
         return train_with_peft(conf)
 
     def train_with_peft(conf):
-        peft_model = get_peft_model(base().train(), LoraConfig(r=conf["rank"], lora_alpha=conf["alpha"], lora_dropout=0.0, target_modules=conf["targets"], use_rslora=conf["rslora"], task_type="CAUSAL_LM"))
+        layers = conf.get("layers")
+        only = {} if layers is None else {"layers_to_transform": layers, "layers_pattern": "layers"}
+        peft_model = get_peft_model(base().train(), LoraConfig(r=conf["rank"], lora_alpha=conf["alpha"], lora_dropout=0.0, target_modules=conf["targets"], use_rslora=conf["rslora"], task_type="CAUSAL_LM", **only))
         init_state = load_file(os.path.join(inp, "init", "adapter_model.safetensors"))
         missing = set_peft_model_state_dict(peft_model, init_state)
         params = [p for p in peft_model.parameters() if p.requires_grad]

@@ -2,7 +2,7 @@
  * Our LoRA adapters and training against the real transformers + PEFT, which the development
  * machines do not have (the project's GPU machine does). Three steps:
  *
- *   pnpm exec tsx benchmarks/src/peft-check.ts prepare DIR        # here: model, data, our training, our log-probs
+ *   pnpm exec tsx benchmarks/src/peft-check.ts prepare DIR [--layers 1]  # here: model, data, our training, our log-probs
  *   python3 benchmarks/python/peft_check.py --input DIR --out OUT # where PEFT is installed
  *   pnpm exec tsx benchmarks/src/peft-check.ts verify DIR OUT     # here: read the results and PEFT's own adapter
  *
@@ -23,7 +23,7 @@ const OPT = { lr: 2e-3, betas: [0.9, 0.999] as const, eps: 1e-8, weight_decay: 0
 const RUN = { batch: 8, microBatch: 3, epochs: 3, seed: 3, maxLength: 1024 };
 const TOKENS = [1, 40, 41, 42, 300, 301, 7, 8, 9, 10, 200, 201, 202, 33, 34, 35, 36, 100, 101, 102];
 
-async function prepare(dir: string): Promise<void> {
+async function prepare(dir: string, layers: number[] | undefined): Promise<void> {
   fs.rmSync(dir, { recursive: true, force: true });
   const model = path.join(dir, "model");
   writeTinyCheckpoint(model, { arch: "llama", layers: 2, hidden: 64, heads: 4, kvHeads: 2, vocab: 512, seed: 21, initStd: 0.1 });
@@ -31,12 +31,12 @@ async function prepare(dir: string): Promise<void> {
   const rows = Array.from({ length: 24 }, (_, i) => ({ messages: [{ role: "user", content: `task ${i}: ${"sum ".repeat(1 + (i % 3))}${i}` }, { role: "assistant", content: `print(${i} + ${i})` }] }));
   fs.writeFileSync(data, rows.map((r) => JSON.stringify(r)).join("\n") + "\n");
   const config = readModelConfig(model);
-  const init = initLoraAdapter(config, normalizeLoraConfig({ ...LORA, dropout: 0 }, config), 2);
+  const init = initLoraAdapter(config, normalizeLoraConfig({ ...LORA, dropout: 0, layers }, config), 2);
   let s = 3;
   for (const m of init.modules.values()) for (let i = 0; i < m.B.length; i++) m.B[i] = ((s = (s * 16807) % 2147483647) / 2147483647 - 0.5) * 0.05;
   writePeftAdapter(path.join(dir, "init"), init, config);
   const trained = path.join(dir, "trained");
-  await trainLora({ ...TRAIN_DEFAULTS, ...LORA, model, data, out: trained, init: path.join(dir, "init"), dropout: 0, lr: OPT.lr, warmup: OPT.warmup, batch: RUN.batch, microBatch: RUN.microBatch, epochs: RUN.epochs, seed: RUN.seed, threads: 1, cacheDir: path.join(dir, ".onnx") });
+  await trainLora({ ...TRAIN_DEFAULTS, ...LORA, layers, model, data, out: trained, init: path.join(dir, "init"), dropout: 0, lr: OPT.lr, warmup: OPT.warmup, batch: RUN.batch, microBatch: RUN.microBatch, epochs: RUN.epochs, seed: RUN.seed, threads: 1, cacheDir: path.join(dir, ".onnx") });
   const ourLosses = readLossHistory(path.join(trained, "events.jsonl")).train.map((p) => p.value);
   // Only what PEFT needs stays: the adapter files.
   for (const f of fs.readdirSync(trained)) if (!f.startsWith("adapter_")) fs.rmSync(path.join(trained, f), { recursive: true, force: true });
@@ -46,7 +46,7 @@ async function prepare(dir: string): Promise<void> {
   const ourLogprobs = await scoreTokens(lm, TOKENS);
   await lm.dispose();
   fs.rmSync(path.join(dir, ".onnx"), { recursive: true, force: true });
-  fs.writeFileSync(path.join(dir, "check.json"), JSON.stringify({ tokens: TOKENS, our_logprobs: ourLogprobs, our_losses: ourLosses, lora: LORA, optimizer: OPT }));
+  fs.writeFileSync(path.join(dir, "check.json"), JSON.stringify({ tokens: TOKENS, our_logprobs: ourLogprobs, our_losses: ourLosses, lora: { ...LORA, layers: layers ?? null }, optimizer: OPT }));
   process.stdout.write(`prepared ${dir}: ${ourLosses.length} training steps\n`);
 }
 
@@ -84,7 +84,8 @@ async function verify(dir: string, out: string): Promise<number> {
 }
 
 const [mode, dir, out] = process.argv.slice(2);
-if (mode === "prepare" && dir !== undefined) await prepare(path.resolve(dir));
+const layersAt = process.argv.indexOf("--layers");
+if (mode === "prepare" && dir !== undefined) await prepare(path.resolve(dir), layersAt < 0 ? undefined : process.argv[layersAt + 1]!.split(",").map(Number));
 else if (mode === "verify" && dir !== undefined && out !== undefined) process.exitCode = await verify(path.resolve(dir), path.resolve(out));
 else {
   process.stderr.write("usage: peft-check.ts prepare DIR | verify DIR OUT\n");
