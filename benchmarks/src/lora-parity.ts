@@ -4,9 +4,7 @@
  * and batching functions) are handed to PyTorch, which starts from the same adapter. Used by
  * tests/lora-training/torch-parity.test.ts (tiny models) and the lora-train benchmark (125M).
  */
-import { loadTokenizer, readModelConfig, readPeftAdapter, type LoraAdapter } from "@bdc/lm-local";
-import { epochSteps, layoutStep } from "../../plugins/lm-local/src/train/batching.ts";
-import { loadTrainingData } from "../../plugins/lm-local/src/train/data.ts";
+import { epochSteps, layoutStep, loadTokenizer, loadTrainingData, type LoraAdapter, readModelConfig, readPeftAdapter } from "@bdc/lm-local";
 import { torchTrain, type TorchTrainPlan, type TorchTrainResult } from "./torch-reference.ts";
 
 export interface ParityRun {

@@ -13,9 +13,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { CausalLM, initLoraAdapter, normalizeLoraConfig, readModelConfig, scoreTokens, writePeftAdapter, writeTinyCheckpoint } from "@bdc/lm-local";
-import { readLossHistory } from "../../plugins/lm-local/src/train/loss-curve.ts";
-import { TRAIN_DEFAULTS, trainLora } from "../../plugins/lm-local/src/train/trainer.ts";
+import { CausalLM, initLoraAdapter, normalizeLoraConfig, readLossHistory, readModelConfig, scoreTokens, TRAIN_DEFAULTS, trainLora, writePeftAdapter, writeTinyCheckpoint } from "@bdc/lm-local";
 import { parityPlan } from "./lora-parity.ts";
 
 const LORA = { rank: 4, alpha: 8, rslora: false, targets: ["q_proj", "v_proj"] as const };

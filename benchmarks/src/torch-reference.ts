@@ -12,6 +12,7 @@
  * for /usr/bin/python3. Every call runs it with OMP_WAIT_POLICY=PASSIVE (spinning OpenMP workers
  * otherwise steal the cores between the small decode ops).
  */
+import type { MicroBatch } from "@bdc/lm-local";
 import { spawnSync } from "node:child_process";
 import * as path from "node:path";
 
@@ -244,14 +245,8 @@ export function torchSelfcheck(python: string, modelDir: string, opts: TorchSelf
   return { pass: json["pass"], max_abs_diff: num(json["max_abs_diff"]), raw: json };
 }
 
-/** One micro-batch as the trainer lays it out (train/batching.ts MicroBatch). */
-export interface TorchTrainMicroBatch {
-  readonly ids: ReadonlyArray<ReadonlyArray<number>>;
-  readonly positions: ReadonlyArray<ReadonlyArray<number>>;
-  readonly segments: ReadonlyArray<ReadonlyArray<readonly [number, number]>>;
-  readonly loss_index: ReadonlyArray<number>;
-  readonly labels: ReadonlyArray<number>;
-}
+/** One micro-batch as the trainer lays it out (its MicroBatch), with the script's field names. */
+export type TorchTrainMicroBatch = Pick<MicroBatch, "ids" | "positions" | "segments" | "labels"> & { readonly loss_index: MicroBatch["lossIndex"] };
 
 export interface TorchTrainPlan {
   /** A PEFT adapter folder: the starting A and B, r, lora_alpha, use_rslora. */

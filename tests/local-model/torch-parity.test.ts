@@ -21,7 +21,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, test, type TestContext } from "node:test";
 import { writeTinyCheckpoint } from "@bdc/lm-local";
-import { findTorchPython, TORCH_INSTALL_HINT, torchScore } from "../../benchmarks/src/torch-reference.ts";
+import { torchScore } from "../../benchmarks/src/torch-reference.ts";
+import { torchOrSkip } from "../torch.ts";
 
 const repo = path.resolve(import.meta.dirname, "../..");
 const bin = path.join(repo, "core/src/cli/bin.ts");
@@ -30,11 +31,9 @@ const TOLERANCE = 1e-3;
 const TEXT = "def add(a, b):\n    return a + b\n\nprint(add(2, 40))  # the answer is 42";
 
 let tmp = "";
-let torch: { python: string; version: string } | { missing: string };
 
 before(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-torch-parity-"));
-  torch = findTorchPython();
 });
 after(() => {
   if (tmp !== "") fs.rmSync(tmp, { recursive: true, force: true });
@@ -48,20 +47,6 @@ function bdc(...args: string[]): { code: number | null; out: string; err: string
     timeout: 120_000,
   });
   return { code: r.status, out: r.stdout, err: r.stderr };
-}
-
-/**
- * The torch interpreter; or, without one, undefined after marking the test skipped (visibly, with
- * the reason and the install line) - except in CI (env CI set), which must run the comparison.
- */
-function torchOrSkip(t: TestContext): string | undefined {
-  if ("missing" in torch) {
-    if (process.env["CI"] !== undefined) assert.fail(`CI must compare with PyTorch (${TORCH_INSTALL_HINT}): ${torch.missing}`);
-    t.skip(`not compared with PyTorch: ${torch.missing}`);
-    return undefined;
-  }
-  t.diagnostic(`torch ${torch.version} (${torch.python})`);
-  return torch.python;
 }
 
 function makeTiny(name: string, ...flags: string[]): string {

@@ -20,33 +20,21 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, test, type TestContext } from "node:test";
-import { initLoraAdapter, normalizeLoraConfig, readModelConfig, writePeftAdapter, writeTinyCheckpoint, type LoraTarget, type TinyCheckpointOptions } from "@bdc/lm-local";
-import { stepsPerEpoch } from "../../plugins/lm-local/src/train/batching.ts";
-import { readLossHistory } from "../../plugins/lm-local/src/train/loss-curve.ts";
+import { initLoraAdapter, type LoraTarget, normalizeLoraConfig, readLossHistory, readModelConfig, stepsPerEpoch, type TinyCheckpointOptions, writePeftAdapter, writeTinyCheckpoint } from "@bdc/lm-local";
 import { compareWithTorch } from "../../benchmarks/src/lora-parity.ts";
-import { findTorchPython, TORCH_INSTALL_HINT, type TorchTrainPlan } from "../../benchmarks/src/torch-reference.ts";
+import type { TorchTrainPlan } from "../../benchmarks/src/torch-reference.ts";
+import { torchOrSkip } from "../torch.ts";
 
 const repo = path.resolve(import.meta.dirname, "../..");
 const bin = path.join(repo, "core/src/cli/bin.ts");
 let tmp = "";
-let torch: { python: string; version: string } | { missing: string };
 
 before(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-train-parity-"));
-  torch = findTorchPython();
 });
 after(() => {
   if (tmp !== "") fs.rmSync(tmp, { recursive: true, force: true });
 });
-
-function torchOrSkip(t: TestContext): string | undefined {
-  if ("missing" in torch) {
-    if (process.env["CI"] !== undefined) assert.fail(`CI must compare with PyTorch (${TORCH_INSTALL_HINT}): ${torch.missing}`);
-    t.skip(`not compared with PyTorch: ${torch.missing}`);
-    return undefined;
-  }
-  return torch.python;
-}
 
 interface Case {
   readonly name: string;

@@ -9,7 +9,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { BdcError } from "@bdc/core";
 import type { ModelConfig } from "../checkpoint/config.ts";
-import { openSafetensorsFile, writeSafetensors, type TensorToWrite } from "../checkpoint/safetensors.ts";
+import { openSafetensorsFile, safetensorsBytes, type TensorToWrite } from "../checkpoint/safetensors.ts";
+import { writeFileDurably } from "../durable-files.ts";
 import { checkLoraAdapter, LORA_TARGETS, moduleKey, projectionDims, type LoraAdapter, type LoraConfig, type LoraModule, type LoraTarget } from "./adapter.ts";
 
 export const ADAPTER_CONFIG = "adapter_config.json";
@@ -161,32 +162,6 @@ export function peftTensors(adapter: LoraAdapter, model: ModelConfig): TensorToW
 export function writePeftAdapter(dir: string, adapter: LoraAdapter, model: ModelConfig): void {
   checkLoraAdapter(adapter, model);
   fs.mkdirSync(dir, { recursive: true });
-  const weights = path.join(dir, ADAPTER_WEIGHTS);
-  const tmp = `${weights}.${process.pid}.tmp`;
-  writeSafetensors(tmp, peftTensors(adapter, model));
-  fsyncFile(tmp);
-  fs.renameSync(tmp, weights);
+  writeFileDurably(path.join(dir, ADAPTER_WEIGHTS), safetensorsBytes(peftTensors(adapter, model)));
   writeFileDurably(path.join(dir, ADAPTER_CONFIG), `${JSON.stringify(peftConfigJson(adapter.config, model.numLayers), null, 2)}\n`);
-}
-
-/** Writes a file through a temporary name, fsync'd and renamed. */
-export function writeFileDurably(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, "w");
-  try {
-    fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-}
-
-export function fsyncFile(file: string): void {
-  const fd = fs.openSync(file, "r+");
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
 }

@@ -12,6 +12,7 @@ import * as path from "node:path";
 import { BdcError } from "@bdc/core";
 import type { ModelConfig } from "../checkpoint/config.ts";
 import { openSafetensorsFile, safetensorsBytes } from "../checkpoint/safetensors.ts";
+import { syncDir, writeSynced } from "../durable-files.ts";
 import type { LoraAdapter } from "../lora/adapter.ts";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, peftConfigJson, peftTensors, readPeftAdapter } from "../lora/peft.ts";
 import type { MomentState } from "./optimizer.ts";
@@ -22,19 +23,7 @@ export interface CheckpointIo {
   writeFile(file: string, data: Uint8Array | string): void;
 }
 
-export const diskIo: CheckpointIo = {
-  writeFile(file, data) {
-    const fd = fs.openSync(file, "w");
-    try {
-      const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
-      let written = 0;
-      while (written < bytes.length) written += fs.writeSync(fd, bytes, written, bytes.length - written);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  },
-};
+export const diskIo: CheckpointIo = { writeFile: writeSynced };
 
 export interface TrainerState {
   readonly global_step: number;
@@ -137,18 +126,5 @@ export class CheckpointStore {
       file.close();
     }
     return { dir, adapter, moments, state };
-  }
-}
-
-function syncDir(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, "r");
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    // Not every platform can fsync a directory; the rename is still atomic.
   }
 }

@@ -5,7 +5,7 @@
  * run redoes the steps after its last checkpoint) counts once, the later entry.
  */
 import * as fs from "node:fs";
-import { writeFileDurably } from "../lora/peft.ts";
+import { writeFileDurably } from "../durable-files.ts";
 
 interface Point {
   readonly step: number;
