@@ -48,7 +48,7 @@ const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replac
 const fmt = (x: number) => (Math.abs(x) >= 100 || x === 0 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2));
 
 /** An exponential moving average (TensorBoard's smoothing, debiased). */
-function smooth(points: ReadonlyArray<Point>, weight = 0.8): Point[] {
+function smooth(points: ReadonlyArray<Point>, weight = 0.6): Point[] {
   let last = 0;
   let n = 0;
   return points.map((p) => {
@@ -68,7 +68,7 @@ export function lossCurveSvg(h: LossHistory, width = 760, height = 360): string 
   const lo = Math.min(...all.map((p) => p.value));
   const hi = Math.max(...all.map((p) => p.value));
   const span = hi - lo || Math.abs(hi) || 1;
-  const y0 = lo - span * 0.05;
+  const y0 = lo >= 0 ? Math.max(0, lo - span * 0.05) : lo - span * 0.05;
   const y1 = hi + span * 0.05;
   const x = (s: number) => pad.left + (s / maxStep) * w;
   const y = (v: number) => pad.top + (1 - (v - y0) / (y1 - y0)) * ht;
