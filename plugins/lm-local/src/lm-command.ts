@@ -51,7 +51,7 @@ const spec = {
     temperature: { type: "string", value: "T", description: "generate: 0 = greedy (default)" },
     "top-p": { type: "string", value: "P", description: "generate: nucleus mass" },
     "top-k": { type: "string", value: "K", description: "generate: sample among the k most likely" },
-    stop: { type: "string", value: "TEXT", multiple: true, description: "generate: stop at this text (repeatable)" },
+    stop: { type: "string", value: "TEXT", multiple: true, description: "generate: stop at this text" },
     adapter: { type: "string", value: "DIR", description: "a PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) to apply" },
     data: { type: "string", value: "FILE", description: "train: the training JSONL" },
     "eval-data": { type: "string", value: "FILE", description: "train: a validation JSONL, evaluated every --eval-steps and at the end" },
