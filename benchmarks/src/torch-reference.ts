@@ -41,9 +41,17 @@ const lastLine = (text: string): string => text.trim().split("\n").pop()?.trim()
 
 /** The first candidate interpreter that imports torch, with torch's version; or why none does. */
 export function findTorchPython(candidates: ReadonlyArray<string> = TORCH_PYTHON_CANDIDATES): TorchPythonFound | TorchPythonMissing {
+  return findPython("torch", TORCH_INSTALL_HINT, candidates);
+}
+
+/**
+ * The first candidate interpreter that imports `module` (torch, numpy, sklearn: Debian puts them
+ * under /usr/bin/python3), with the module's version; or why none does, with the install line.
+ */
+export function findPython(module: string, installHint: string, candidates: ReadonlyArray<string> = TORCH_PYTHON_CANDIDATES): TorchPythonFound | TorchPythonMissing {
   const reasons: string[] = [];
   for (const python of candidates) {
-    const r = spawnSync(python, ["-c", "import torch; print(torch.__version__)"], {
+    const r = spawnSync(python, ["-c", `import ${module}; print(${module}.__version__)`], {
       encoding: "utf8",
       env: torchEnv(),
       timeout: PROBE_TIMEOUT_MS,
@@ -57,7 +65,7 @@ export function findTorchPython(candidates: ReadonlyArray<string> = TORCH_PYTHON
     if (r.status === 0 && version !== "") return { python, version };
     reasons.push(`${python}: ${lastLine(r.stderr ?? "") || `exit ${r.status ?? r.signal}`}`);
   }
-  return { missing: `no Python interpreter with torch (${reasons.join("; ")}); install it with: ${TORCH_INSTALL_HINT}` };
+  return { missing: `no Python interpreter with ${module} (${reasons.join("; ")}); install it with: ${installHint}` };
 }
 
 export interface TorchRunOptions {
