@@ -204,6 +204,7 @@ export function mergeToAdapter(adapters: ReadonlyArray<NamedAdapter>, model: Mod
 
 /** Factor-space merging (PEFT's non-SVD combination types): A's and B's merged separately; adds cross terms. */
 export function mergeFactors(adapters: ReadonlyArray<NamedAdapter>, model: ModelConfig, options: Omit<DeltaMergeOptions, "rank">): MergeResult {
+  const trace: MergeTrace = { masks: [] };
   const { keys, notes } = checkMergeable(adapters, model);
   const ranks = new Set(adapters.map((a) => a.adapter.config.rank));
   if (ranks.size > 1) throw fail(`factor-space merging needs equal ranks (${adapters.map((a) => `${a.name}: ${a.adapter.config.rank}`).join(", ")})`, "merge in delta space (the default), which handles any ranks");
@@ -222,8 +223,9 @@ export function mergeFactors(adapters: ReadonlyArray<NamedAdapter>, model: Model
     // PEFT: sqrt(|w scale|) on both sides, the sign on A only.
     const wa = present.map((p) => Math.sqrt(Math.abs(p.w)) * (p.w >= 0 ? 1 : -1));
     const wb = present.map((p) => Math.sqrt(Math.abs(p.w)));
-    const A = mergeTensors(present.map((p) => Float64Array.from(p.m!.A)), { ...options.spec, weights: wa, lambda: 1 }, random);
-    const B = mergeTensors(present.map((p) => Float64Array.from(p.m!.B)), { ...options.spec, weights: wb, lambda: 1 }, random);
+    const A = mergeTensors(present.map((p) => Float64Array.from(p.m!.A)), { ...options.spec, weights: wa, lambda: 1 }, random, trace);
+    const B = mergeTensors(present.map((p) => Float64Array.from(p.m!.B)), { ...options.spec, weights: wb, lambda: 1 }, random, trace);
+    options.onTrace?.(key, { masks: trace.masks.splice(0) });
     if (options.spec.lambda !== 1) for (let i = 0; i < B.length; i++) B[i]! *= options.spec.lambda;
     modules.set(key, { A: toF32(A), B: toF32(B) });
   }

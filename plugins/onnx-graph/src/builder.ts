@@ -166,6 +166,19 @@ export class GraphBuilder {
     return this.one("Where", [condition, a, b], a.dtype, this.shapes("Where", () => infer.broadcast(infer.broadcast(condition.shape, a.shape), b.shape)));
   }
 
+  equal(a: Value, b: Value): Value {
+    this.sameType("Equal", a, b);
+    return this.one("Equal", [a, b], "bool", this.shapes("Equal", () => infer.broadcast(a.shape, b.shape), a, b));
+  }
+  /** Index of the largest value along `axis` (int64). */
+  argMax(x: Value, axis: number, keepDims = false): Value {
+    return this.one("ArgMax", [x], "int64", this.shapes("ArgMax", () => infer.reduce(x.shape, [axis], keepDims), x), { axis, keepdims: keepDims ? 1 : 0 });
+  }
+  /** [0, 1, ..., n-1] for a scalar int64 `n` (runtime), as `length` symbolically. */
+  range(n: Value, length: Dim): Value {
+    if (n.dtype !== "int64" || n.shape.length !== 0) this.fail("Range", `the limit must be an int64 scalar, got ${n.dtype} ${shapeToString(n.shape)}`);
+    return this.one("Range", [this.constant("int64", [], [0]), n, this.constant("int64", [], [1])], "int64", [length]);
+  }
   relu(x: Value): Value {
     return this.unary("Relu", x, true);
   }

@@ -25,6 +25,11 @@ export interface DeviceOptions {
    * packing keeps extra copies: off, the 125M model trains at the same speed in ~390 MB less.
    */
   readonly prepack?: boolean | undefined;
+  /**
+   * Let idle intra-op threads spin waiting for work (ORT's default, true). Off when several
+   * sessions take turns in one process: their spinning pools otherwise steal each other's cores.
+   */
+  readonly spin?: boolean | undefined;
 }
 
 const require = createRequire(import.meta.url);
@@ -60,7 +65,9 @@ export function sessionOptions(options: DeviceOptions): ort.InferenceSession.Ses
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     logSeverityLevel: 3,
-    ...(options.prepack === false ? { extra: { session: { disable_prepacking: "1" } } } : {}),
+    ...(options.prepack === false || options.spin === false
+      ? { extra: { session: { ...(options.prepack === false ? { disable_prepacking: "1" } : {}), ...(options.spin === false ? { "intra_op.allow_spinning": "0" } : {}) } } }
+      : {}),
   };
 }
 

@@ -31,4 +31,4 @@ export type { TinyCheckpointOptions, TinyCheckpointSummary, TinyDtype } from "./
 export { logSoftmax, referenceForward } from "./reference-forward.ts";
 export type { ReferenceForwardOptions, ReferenceForwardResult, Vector } from "./reference-forward.ts";
 export { GET_A_CHECKPOINT_HINT } from "./files.ts";
-export { gaussian, mulberry32 } from "./random.ts";
+export { gaussian, mixSeed, mulberry32 } from "./random.ts";
