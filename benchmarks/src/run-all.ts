@@ -7,12 +7,13 @@
  */
 import { FLAGS_HELP, parseFlags, type Benchmark } from "./common.ts";
 import { kernelOverhead } from "./kernel-overhead.ts";
+import { kmeansBench } from "./kmeans.ts";
 import { lmGeneration } from "./lm-generation.ts";
 import { loraTrain } from "./lora-train.ts";
 import { sandboxThroughput } from "./sandbox-throughput.ts";
 import { searchOverhead } from "./search-overhead.ts";
 
-export const BENCHMARKS: ReadonlyArray<Benchmark> = [kernelOverhead, sandboxThroughput, searchOverhead, lmGeneration, loraTrain];
+export const BENCHMARKS: ReadonlyArray<Benchmark> = [kernelOverhead, sandboxThroughput, searchOverhead, lmGeneration, loraTrain, kmeansBench];
 
 async function main(argv: ReadonlyArray<string>): Promise<number> {
   const flags = parseFlags(argv);

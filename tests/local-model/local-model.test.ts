@@ -21,7 +21,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, before, test } from "node:test";
 import { cli } from "@bdc/core";
-import { CausalLM, embedTexts, writeTinyCheckpoint } from "@bdc/lm-local";
+import { CausalLM, embedTexts, readVectorRows, writeTinyCheckpoint } from "@bdc/lm-local";
 import { checkSandbox } from "@bdc/reward-python";
 import { CUDA_INSTALL_HINT, cudaUnavailableReason } from "../../plugins/onnx-graph/src/index.ts";
 
@@ -139,10 +139,12 @@ test("encoder/local + step/embed: a unit vector of the hidden size per row, the 
     .split("\n")
     .filter((l) => l.trim() !== "")
     .map((l) => JSON.parse(l) as { problem_id: string; difficulty: string; question: string });
-  const outputs = readJsonl<{ id: string; output: { id: string; vector: number[]; dimension: number; model: string } }>(path.join(run, "steps/embed/outputs.jsonl"));
+  const raw = readJsonl<{ id: string; output: { id: string; row: number; dimension: number; model: string; file: string } }>(path.join(run, "steps/embed/outputs.jsonl"));
+  // The vectors are rows of the step's binary file, not JSON numbers.
+  const outputs = raw.map(({ id, output }) => ({ id, output: { ...output, vector: Array.from(readVectorRows(path.join(run, "steps/embed", output.file), [output.row]).vectors) } }));
   assert.deepEqual(outputs.map((o) => o.id).sort(), rows.map((r) => r.problem_id).sort(), "one output per row");
   for (const { id, output } of outputs) {
-    assert.deepEqual(Object.keys(output), ["id", "vector", "dimension", "model"]);
+    assert.deepEqual(Object.keys(raw.find((r) => r.id === id)!.output), ["id", "row", "dimension", "model", "file"]);
     assert.equal(output.id, id);
     assert.equal(output.dimension, HIDDEN, "dimension = the model's hidden size");
     assert.equal(output.vector.length, HIDDEN);
@@ -150,6 +152,7 @@ test("encoder/local + step/embed: a unit vector of the hidden size per row, the 
     const norm = Math.hypot(...output.vector);
     assert.ok(Math.abs(norm - 1) < 1e-5, `${id}: unit length (norm ${norm})`);
   }
+  assert.ok(fs.existsSync(path.join(run, "steps/embed/embeddings.safetensors")), "the consolidated matrix in safetensors");
   // The same texts (the template "{difficulty}\n{question}") embedded here, with encoder/local's defaults.
   const lm = await CausalLM.load(model, { threads: 1, cacheDir: onnxCache });
   try {

@@ -162,3 +162,47 @@ steps:
   assert.match(r.summary.steps.b!.failures[0]!.message, /reads outputs of "a" without needing it/);
   assert.equal(r.summary.steps.b!.failures[0]!.code, "BDC_UNKNOWN_STEP");
 });
+
+test("fan-out: for_each {step, items} runs once per element of a list in each output; each element resumes on its own", async () => {
+  const yaml = (fail: string) => `
+plugins:
+  items: { use: dataset/range, with: { n: 2 } }
+  split: { use: step/probe, with: { parts: 3, ms: 1 } }
+  each: { use: step/probe, with: { fail: [${fail}], ms: 1 } }
+steps:
+  split: { for_each: items }
+  each: { for_each: { step: split, items: parts } }
+`;
+  const first = await run(yaml(`"item-000-p1"`));
+  assert.equal(first.status, "failed");
+  const each = first.summary.steps["each"]!;
+  assert.deepEqual([each.items, each.done, each.failed], [6, 5, 1]);
+  assert.deepEqual(probes.get("each")!.ran.sort(), ["item-000-p0", "item-000-p1", "item-000-p2", "item-001-p0", "item-001-p1", "item-001-p2"]);
+  const row = outputs(first.dir, "each").find((o) => o.id === "item-001-p2")!;
+  assert.deepEqual((row.output as { data: unknown }).data, { id: "item-001-p2", i: 2 }, "the element is the item's data");
+
+  probes.clear();
+  const again = await run(yaml(""), { resume: first.base });
+  assert.equal(again.status, "succeeded");
+  assert.deepEqual(probes.get("each")!.ran, ["item-000-p1"], "only the failed element runs again");
+  assert.deepEqual(probes.get("split")?.ran ?? [], [], "the source step is not redone");
+});
+
+test("fan-out errors: an unknown source step is located; an output without the list fails the step, naming it", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-engine-"));
+  tmp.push(dir);
+  const file = path.join(dir, "wf.yaml");
+  fs.writeFileSync(file, "plugins:\n  each: { use: step/probe }\nsteps:\n  each: { for_each: { step: splitt, items: parts } }\n");
+  await assert.rejects(resolveWorkflow(loadWorkflow({ file }), { registry }), (e: unknown) => /steps\.each\.for_each\.step/.test(JSON.stringify(e, Object.getOwnPropertyNames(e))) || /no step named "splitt"/.test(String((e as Error).message)));
+  const r = await run(`
+plugins:
+  items: { use: dataset/range, with: { n: 1 } }
+  split: { use: step/probe }
+  each: { use: step/probe }
+steps:
+  split: { for_each: items }
+  each: { for_each: { step: split, items: parts } }
+`);
+  assert.equal(r.status, "failed");
+  assert.match(r.summary.steps["each"]!.error!.message, /step "split", item "item-000": its output has no list "parts" to fan out over/);
+});

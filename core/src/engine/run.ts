@@ -285,6 +285,7 @@ function failStep(s: StepSummary, step: ResolvedStep, store: RunStore, e: BdcErr
 
 async function stepItems(step: ResolvedStep, impls: Built, store: RunStore, signal: AbortSignal): Promise<Item[]> {
   if (step.forEach === undefined) return [{ id: "all", data: null }];
+  if (step.forEach.kind === "step" && step.forEach.items !== undefined) return fanOut(step.forEach.name, step.forEach.items, store);
   if (step.forEach.kind === "step") return [...store.finished(step.forEach.name).values()].map((r) => ({ id: r.id, data: r.output }));
   const dataset = impls.get<DatasetImpl>(step.forEach.name);
   const out: Item[] = [];
@@ -298,6 +299,29 @@ async function stepItems(step: ResolvedStep, impls: Built, store: RunStore, sign
     }
     seen.add(item.id);
     out.push(item);
+  }
+  return out;
+}
+
+/**
+ * Fan-out: the elements of the list `field` in each finished output of `source`, one work item
+ * each (id: the element's `id`, else "<output id>/<index>"), so each resumes on its own.
+ */
+function fanOut(source: string, field: string, store: RunStore): Item[] {
+  const out: Item[] = [];
+  const seen = new Set<string>();
+  for (const r of store.finished(source).values()) {
+    const list = (r.output as Record<string, unknown> | null | undefined)?.[field];
+    if (!Array.isArray(list)) {
+      throw new BdcError({ code: "BDC_ITEM_FAILED", message: `step "${source}", item "${r.id}": its output has no list "${field}" to fan out over`, hint: `for_each: {step: ${source}, items: <a list field of its outputs>}` });
+    }
+    list.forEach((element, i) => {
+      const own = (element as { id?: unknown } | null)?.id;
+      const id = typeof own === "string" && own !== "" ? own : `${r.id}/${i}`;
+      if (seen.has(id)) throw new BdcError({ code: "BDC_DUPLICATE_ITEM", message: `step "${source}" yields two "${field}" elements with id "${id}"`, hint: "element ids must be unique: resume keys finished work by id" });
+      seen.add(id);
+      out.push({ id, data: element });
+    });
   }
   return out;
 }

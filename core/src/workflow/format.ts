@@ -11,6 +11,7 @@
  *   stats:    { use: step/inspect }
  * steps:                           # what runs; a DAG over needs / for_each
  *   stats: { run: stats, for_each: problems }
+ *   expert: { for_each: { step: cluster, items: clusters } }   # one item per element of a list
  * ```
  */
 import { Schema } from "effect";
@@ -36,7 +37,13 @@ export const PluginInstanceSchema = Schema.Struct({
 export const StepSchema = Schema.Struct({
   run: Schema.optional(Schema.String.annotations({ description: "the step instance to run (default: the instance named like the step)" })),
   for_each: Schema.optional(
-    Schema.String.annotations({ description: "run once per item of this dataset instance or earlier step; without it the step runs once" }),
+    Schema.Union(
+      Schema.String.annotations({ description: "run once per item of this dataset instance or earlier step; without it the step runs once" }),
+      Schema.Struct({
+        step: Schema.String.annotations({ description: "an earlier step" }),
+        items: Schema.String.annotations({ description: "a list in each of its outputs (e.g. a clustering's clusters): one work item per element, its id the element's `id`" }),
+      }).annotations({ description: "fan out: run once per element of a list in an earlier step's outputs" }),
+    ),
   ),
   needs: Schema.optional(Schema.Array(Schema.String).annotations({ description: "steps that must finish before this one starts" })),
   concurrency: Schema.optional(PositiveInt.annotations({ description: "items of this step in flight at once (default: run.concurrency)" })),

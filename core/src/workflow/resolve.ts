@@ -29,7 +29,8 @@ export interface ResolvedInstance {
 export interface ResolvedStep {
   readonly name: string;
   readonly instance: string;
-  readonly forEach: { readonly kind: "dataset" | "step"; readonly name: string } | undefined;
+  /** Items from a dataset, an earlier step's outputs, or (with `items`) the elements of a list in each of its outputs. */
+  readonly forEach: { readonly kind: "dataset" | "step"; readonly name: string; readonly items?: string } | undefined;
   /** Every step this one waits for (explicit needs plus a `for_each` step). */
   readonly needs: ReadonlyArray<string>;
   readonly concurrency: number;
@@ -324,7 +325,13 @@ function resolveSteps(
       fail("BDC_REF_DISABLED", runPath, `step "${name}" runs "${instance}", which is switched off`, `enable the instance, or disable the step too (steps.${name}.enabled: false)`);
     }
     let forEach: ResolvedStep["forEach"];
-    if (doc.for_each !== undefined) {
+    if (doc.for_each !== undefined && typeof doc.for_each !== "string") {
+      const { step: src, items } = doc.for_each;
+      const at = ["steps", name, "for_each", "step"];
+      if (!(src in docs)) fail("BDC_UNKNOWN_STEP", at, `no step named "${src}"`, choicesHint(src, stepNames, "steps"));
+      else if (docs[src]!.enabled === false) fail("BDC_REF_DISABLED", at, `step "${src}" is switched off`, `enable it, or disable steps.${name} too`);
+      forEach = { kind: "step", name: src, items };
+    } else if (doc.for_each !== undefined) {
       const src = doc.for_each;
       const at = ["steps", name, "for_each"];
       if (src in docs) {

@@ -213,12 +213,15 @@ export class SphericalKMeans {
           }
         }
       }
-      // An empty cluster takes the vector farthest from its centroid (scikit-learn's relocation).
+      // An empty cluster takes the vector farthest from every centroid (scikit-learn's
+      // relocation); one sitting on a centroid would only tie with it and leave again.
       for (let c = 0; c < k; c++) {
         if (counts[c]! > 0) continue;
         let far = -1;
-        for (let i = 0; i < n; i++) if (counts[labels[i]!]! > 1 && (far < 0 || best[i]! < best[far]!)) far = i;
-        move(far, labels[far]!, c);
+        for (let i = 0; i < n; i++) if (counts[labels[i]!]! > 1 && best[i]! < 1 - 1e-6 && (far < 0 || best[i]! < best[far]!)) far = i;
+        if (far < 0) {
+          throw new BdcError({ code: "BDC_CLUSTER_INPUT", message: `k = ${k}, but the ${n} vectors have fewer than ${k} distinct directions (every vector sits on a centroid)`, hint: "lower k, or check for duplicated rows" });
+        }        move(far, labels[far]!, c);
         labels[far] = c;
         best[far] = 1;
         reseeded++;

@@ -19,3 +19,5 @@ export { attentionBias, epochSteps, layoutStep, stepsPerEpoch, type LayoutOption
 export { AdamW, clipGradNorm, learningRate, SCHEDULES, type AdamWOptions, type MomentState, type Schedule } from "./train/optimizer.ts";
 export { CheckpointStore, diskIo, type CheckpointIo, type TrainerState } from "./train/checkpoints.ts";
 export { readLossHistory, writeLossCurve, type LossHistory } from "./train/loss-curve.ts";
+export { readVectorRows, VectorAppender } from "./vectors.ts";
+export { EMBEDDINGS_FILE, itemText, VECTORS_FILE, type EmbedOutput } from "./plugins/embed-step.ts";

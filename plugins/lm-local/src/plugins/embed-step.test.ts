@@ -2,11 +2,21 @@
 // items the engine runs at once, failures. The real encoder/local over a tiny checkpoint, run by
 // the CLI with resume, is tests/local-model/local-model.test.ts.
 import * as assert from "node:assert/strict";
-import { test } from "node:test";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, test } from "node:test";
 import { BdcError, type StepContext, type StepImpl } from "@bdc/core";
 import { PluginTester, testPlugin } from "@bdc/core/testing";
-import embedStep, { itemText, type EmbedOutput } from "./embed-step.ts";
+import { openSafetensorsFile } from "../checkpoint/safetensors.ts";
+import { readVectorRows } from "../vectors.ts";
+import embedStep, { EMBEDDINGS_FILE, itemText, type EmbedOutput } from "./embed-step.ts";
 import type { Encoder } from "./encoder-types.ts";
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-embed-step-"));
+after(() => fs.rmSync(dir, { recursive: true, force: true }));
+/** The vector an output names, read back from the step's binary file. */
+const vectorOf = (o: EmbedOutput, from = dir) => readVectorRows(path.join(from, o.file), [o.row]).vectors;
 
 /** Vectors [len, 1, 0, ...] normalised; records each call's texts. */
 function fakeEncoder(dimension = 4, delayMs = 0): Encoder & { calls: string[][] } {
@@ -34,7 +44,7 @@ function fakeEncoder(dimension = 4, delayMs = 0): Encoder & { calls: string[][] 
 const ctx = (signal = new AbortController().signal): StepContext => ({
   step: "embed",
   signal,
-  dir: "/nonexistent",
+  dir,
   emit: () => {},
   log: () => {},
   outputs: () => [],
@@ -69,16 +79,21 @@ test("field: a dot path (lists by index), or a template of {dot.path} placeholde
   fails({ text: null }, "text", /field "text" is null, not text/);
 });
 
-test("one row per item: {id, vector, dimension, model}, the vector as float32 digits", async () => {
+test("one row per item: {id, row, dimension, model, file}, the vector in the binary file; embeddings.safetensors at the end", async () => {
+  const own = fs.mkdtempSync(path.join(dir, "one-"));
   const step = await new PluginTester(embedStep).make<StepImpl<unknown, EmbedOutput>>({ field: "{q}|{a}" }, { encoder: fakeEncoder(3) });
-  const out = await step.run({ id: "p1", data: { q: "ab", a: "c" } }, ctx());
-  assert.deepEqual(Object.keys(out), ["id", "vector", "dimension", "model"]);
-  assert.equal(out.id, "p1");
-  assert.equal(out.dimension, 3);
-  assert.equal(out.model, "fake-model");
+  const c = { ...ctx(), dir: own };
+  const out = await step.run({ id: "p1", data: { q: "ab", a: "c" } }, c);
+  const second = await step.run({ id: "p2", data: { q: "a", a: "" } }, c);
+  assert.deepEqual(Object.keys(out), ["id", "row", "dimension", "model", "file"]);
+  assert.deepEqual([out.id, out.row, second.row, out.dimension, out.model], ["p1", 0, 1, 3, "fake-model"]);
   const n = Math.hypot(4, 1);
-  assert.deepEqual(out.vector, [Math.fround(4 / n), Math.fround(1 / n), 0].map((x) => Number(x.toPrecision(9))));
-  assert.deepEqual(Float32Array.from(out.vector), Float32Array.from([4 / n, 1 / n, 0]), "the digits give back the same float32 values");
+  assert.deepEqual(vectorOf(out, own), Float32Array.from([4 / n, 1 / n, 0]), "float32 values, exactly");
+  await step.summarize!([{ id: "p2", output: second }, { id: "p1", output: out }], c);
+  const file = openSafetensorsFile(path.join(own, EMBEDDINGS_FILE));
+  assert.deepEqual(JSON.parse(file.metadata()["ids"]!), ["p2", "p1"], "in item order");
+  assert.deepEqual(file.readFloat32("embeddings").subarray(3, 6), vectorOf(out, own));
+  file.close();
 });
 
 test("items the engine runs at once go to the encoder together, up to batch_size", async () => {
@@ -87,10 +102,10 @@ test("items the engine runs at once go to the encoder together, up to batch_size
   const items = Array.from({ length: 7 }, (_, i) => ({ id: `i${i}`, data: { text: "x".repeat(i + 1) } }));
   const outs = await Promise.all(items.map((it) => step.run(it, ctx())));
   assert.deepEqual(outs.map((o) => o.id), items.map((i) => i.id), "each item gets its own vector back");
-  outs.forEach((o, i) => assert.ok(Math.abs(o.vector[0]! - (i + 1) / Math.hypot(i + 1, 1)) < 1e-6, `vector of ${o.id}`));
+  outs.forEach((o, i) => assert.ok(Math.abs(vectorOf(o)[0]! - (i + 1) / Math.hypot(i + 1, 1)) < 1e-6, `vector of ${o.id}`));
   assert.deepEqual(encoder.calls.map((c) => c.length), [3, 3, 1]);
   const summary = await step.summarize!(outs.map((o) => ({ id: o.id, output: o })), ctx());
-  assert.deepEqual(summary, { embedded: 7, failed: 0, dimension: 4, model: "fake-model", encoder_calls: 3, mean_batch: 2.33 });
+  assert.deepEqual(summary, { embedded: 7, failed: 0, dimension: 4, model: "fake-model", encoder_calls: 3, mean_batch: 2.33, file: EMBEDDINGS_FILE });
 
   // One at a time (concurrency 1): one call per item.
   encoder.calls.length = 0;

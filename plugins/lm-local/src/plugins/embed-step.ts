@@ -12,8 +12,11 @@
  * that value. Values must be strings (numbers and booleans are written as they are); a missing
  * value, null, a list or a mapping fails the item, naming the field.
  *
- * Output per item: `{id, vector, dimension, model}`; `vector` is the encoder's (unit-length)
- * vector with 9 significant digits per value, which is every digit of a float32.
+ * Output per item: `{id, row, dimension, model, file}`: the encoder's (unit-length) vector is
+ * row `row` of the binary vectors file `file` in the step's directory (vectors.ts: float32 rows,
+ * appended as items finish), not JSON numbers. When the step ends it also writes
+ * `embeddings.safetensors`: one [items, dimension] tensor "embeddings" in item order, the ids in
+ * its metadata ("ids", a JSON list).
  *
  * Batching: the engine hands a step its items one by one (`run(item)`), up to the step's
  * `concurrency` at once. Items that arrive while the encoder is busy wait in a queue and go to it
@@ -21,15 +24,24 @@
  * so batches are as large as the step's concurrency allows (`steps.<name>.concurrency` and
  * `run.concurrency`, default 4).
  */
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { Schema } from "effect";
 import { BdcError, definePlugin, option, type StepImpl } from "@bdc/core";
+import { writeSafetensors } from "../checkpoint/safetensors.ts";
+import { readVectorRows, VectorAppender } from "../vectors.ts";
 import type { Encoder } from "./encoder-types.ts";
+
+export const VECTORS_FILE = "vectors.f32";
+export const EMBEDDINGS_FILE = "embeddings.safetensors";
 
 export interface EmbedOutput {
   readonly id: string;
-  readonly vector: number[];
+  /** Row of `file` (in the step's directory) holding the vector. */
+  readonly row: number;
   readonly dimension: number;
   readonly model: string;
+  readonly file: string;
 }
 
 const PLACEHOLDER = /\{([A-Za-z_][\w-]*(?:\.[\w-]+)*)\}/g;
@@ -76,9 +88,6 @@ export function textAt(data: unknown, dotPath: string, itemId: string): string {
 export function itemText(data: unknown, field: string, itemId: string): string {
   return isTemplate(field) ? field.replace(PLACEHOLDER, (_, p: string) => textAt(data, p, itemId)) : textAt(data, field, itemId);
 }
-
-/** float32 values, shortest-ish: 9 significant digits give back exactly the same float32. */
-const toJsonVector = (v: Float32Array): number[] => Array.from(v, (x) => Number(x.toPrecision(9)));
 
 interface Waiting {
   readonly text: string;
@@ -155,7 +164,7 @@ export default definePlugin({
   requires: {
     encoder: { slot: "encoder", description: "computes the vectors (e.g. encoder/local)" },
   },
-  make(config, deps, kernel): StepImpl<unknown, EmbedOutput> {
+  make(config, deps, kernel): StepImpl<unknown, EmbedOutput> & { close(): void } {
     const encoder = deps.encoder as Encoder;
     let batches = 0;
     let texts = 0;
@@ -163,6 +172,7 @@ export default definePlugin({
       batches++;
       texts += n;
     });
+    let store: VectorAppender | undefined;
     return {
       async run(item, ctx) {
         const text = itemText(item.data, config.field, item.id);
@@ -170,10 +180,20 @@ export default definePlugin({
         if (vector.length !== encoder.dimension) {
           throw new BdcError({ code: "BDC_PLUGIN_INVALID", message: `encoder "${encoder.name}" returned a vector of ${vector.length} values; it declares dimension ${encoder.dimension}` });
         }
-        return { id: item.id, vector: toJsonVector(vector), dimension: vector.length, model: encoder.model };
+        if (!vector.every(Number.isFinite)) throw new BdcError({ code: "BDC_ITEM_FAILED", message: `item "${item.id}": the encoder returned a vector with non-finite values`, hint: "check the item's text; a retry with --resume embeds it again" });
+        if (store === undefined) {
+          fs.mkdirSync(ctx.dir, { recursive: true });
+          store = new VectorAppender(path.join(ctx.dir, VECTORS_FILE), encoder.dimension);
+        }
+        return { id: item.id, row: store.append(vector), dimension: vector.length, model: encoder.model, file: VECTORS_FILE };
       },
-      summarize(results) {
+      summarize(results, ctx) {
         const done = results.filter((r) => r.output !== undefined).length;
+        const rows = results.flatMap((r) => (r.output === undefined ? [] : [r.output]));
+        if (rows.length > 0) {
+          const { dim, vectors } = readVectorRows(path.join(ctx.dir, rows[0]!.file), rows.map((r) => r.row));
+          writeSafetensors(path.join(ctx.dir, EMBEDDINGS_FILE), [{ name: "embeddings", dtype: "F32", shape: [rows.length, dim], data: vectors }], { ids: JSON.stringify(rows.map((r) => r.id)), model: encoder.model });
+        }
         return {
           embedded: done,
           failed: results.length - done,
@@ -182,7 +202,11 @@ export default definePlugin({
           // This session only (resumed items were embedded before).
           encoder_calls: batches,
           mean_batch: batches === 0 ? 0 : Math.round((texts / batches) * 100) / 100,
+          ...(rows.length > 0 ? { file: EMBEDDINGS_FILE } : {}),
         };
+      },
+      close() {
+        store?.close();
       },
     };
   },

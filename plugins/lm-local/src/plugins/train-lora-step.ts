@@ -3,7 +3,9 @@
  * `bdc lm train`), writing the PEFT folder into the step's directory: `steps/<step>/<item>/`
  * (adapter_config.json, adapter_model.safetensors, checkpoints, events.jsonl, loss.html, which the
  * run's report links). Without `for_each` it trains once (item "all"); with `for_each` it trains
- * one adapter per item, the item's `data` (a path, relative to the workflow) overriding `data:`.
+ * one adapter per item, the item's `data` overriding `data:` - a path relative to the run
+ * directory, as earlier steps write them (one expert per cluster:
+ * `for_each: {step: cluster, items: clusters}`), or absolute.
  * A run killed mid-training resumes the item from its last checkpoint (`bdc run --resume`).
  *
  * Output per item: {adapter, steps, final_loss, eval_loss, train_tokens, seconds}.
@@ -79,7 +81,8 @@ export default definePlugin({
     return {
       async run(item, ctx) {
         const fromItem = (item.data as { data?: unknown } | null)?.data;
-        const data = typeof fromItem === "string" ? path.resolve(kernel.baseDir, fromItem) : config.data;
+        const runDir = path.dirname(path.dirname(ctx.dir));
+        const data = typeof fromItem === "string" ? path.resolve(runDir, fromItem) : config.data;
         if (data === undefined) {
           throw new BdcError({ code: "BDC_ITEM_FAILED", message: `item "${item.id}": no training data (set data: in the step's with:, or give items a "data" path)` });
         }

@@ -1,0 +1,76 @@
+/**
+ * Disentangle end to end by the real CLI, on a tiny generated model: training pairs -> embed
+ * (binary vectors) -> cluster (K = 2: labels, centroids, one JSONL per cluster, the map) -> one
+ * expert per cluster (a fan-out over the clusters) -> a TIES merge of the experts -> generation
+ * with the merged adapter (policy/local in step/zero-shot). `run --resume` redoes nothing.
+ */
+import * as assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, test } from "node:test";
+import { openSafetensorsFile, readModelConfig, readPeftAdapter, writeTinyCheckpoint } from "@bdc/lm-local";
+import { checkSandbox } from "@bdc/reward-python";
+
+const here = import.meta.dirname;
+const repo = path.resolve(here, "../..");
+const bin = path.join(repo, "core/src/cli/bin.ts");
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-disentangle-"));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function bdc(cwd: string, ...args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, ["--import", "tsx", bin, ...args], {
+    cwd,
+    encoding: "utf8",
+    env: { ...process.env, INIT_CWD: undefined, npm_lifecycle_event: undefined, BDC_ONNX_CACHE: path.join(tmp, "onnx"), NO_COLOR: "1" },
+    timeout: 180_000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+const readJsonl = <T>(file: string): T[] => fs.readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l) as T);
+
+test("pairs -> embed -> cluster -> an expert per cluster -> TIES merge -> generation with the merged adapter", { timeout: 240_000 }, () => {
+  const model = path.join(tmp, "tiny");
+  writeTinyCheckpoint(model, { arch: "llama", layers: 2, hidden: 64, heads: 4, kvHeads: 2, seed: 6 });
+  const run = path.join(tmp, "run");
+  const sets = ["encoder", "expert", "merge"].flatMap((i) => ["--set", `plugins.${i}.with.model=${model}`]);
+  const r = bdc(path.join(here, "fixtures"), "run", "disentangle.yaml", ...sets, "--out", run);
+  assert.equal(r.code, 0, r.err);
+
+  // Clusters: two, covering the 16 rows; centroids [2, 64] of unit length; the rows split; a map.
+  const [cluster] = readJsonl<{ output: { k: number; sizes: number[]; clusters: Array<{ id: string; data: string; size: number }>; centroids: string; map: string } }>(path.join(run, "steps/cluster/outputs.jsonl"));
+  const c = cluster!.output;
+  assert.equal(c.k, 2);
+  assert.equal(c.sizes.reduce((a, b) => a + b, 0), 16);
+  assert.ok(c.sizes.every((s) => s > 0));
+  const centroids = openSafetensorsFile(path.join(run, c.centroids));
+  assert.deepEqual(centroids.info("centroids").shape, [2, 64]);
+  const cv = centroids.readFloat32("centroids");
+  for (let k = 0; k < 2; k++) assert.ok(Math.abs(Math.hypot(...cv.subarray(k * 64, (k + 1) * 64)) - 1) < 1e-5);
+  centroids.close();
+  for (const cl of c.clusters) assert.equal(fs.readFileSync(path.join(run, cl.data), "utf8").trim().split("\n").length, cl.size);
+  assert.match(fs.readFileSync(path.join(run, c.map), "utf8"), /<svg[^>]*>(<circle[^>]*><title>cluster \d: [^<]+<\/title><\/circle>){16}/);
+
+  // One expert per cluster, then their TIES merge.
+  const experts = readJsonl<{ id: string; output: { adapter: string; steps: number } }>(path.join(run, "steps/expert/outputs.jsonl"));
+  assert.deepEqual(experts.map((e) => e.id).sort(), ["cluster-0", "cluster-1"]);
+  const config = readModelConfig(model);
+  for (const e of experts) assert.equal(readPeftAdapter(path.join(run, e.output.adapter), config).config.rank, 8);
+  const [merged] = readJsonl<{ output: { merged: string; method: string; rank: number; energy_kept: number; adapters: string[] } }>(path.join(run, "steps/merge/outputs.jsonl"));
+  assert.deepEqual([merged!.output.method, merged!.output.rank, merged!.output.adapters.length], ["ties", 8, 2]);
+  assert.ok(merged!.output.energy_kept > 0 && merged!.output.energy_kept <= 1);
+  const mergedDir = path.join(run, merged!.output.merged);
+  readPeftAdapter(mergedDir, config);
+  assert.match(fs.readFileSync(path.join(run, "report.html"), "utf8"), /steps\/cluster\/map\.html/);
+
+  const again = bdc(path.join(here, "fixtures"), "run", "--resume", run);
+  assert.equal(again.code, 0, again.err);
+  assert.doesNotMatch(again.err, /step \d+\/\d+ loss/, "nothing is trained again");
+
+  const sandbox = checkSandbox().ok ? [] : ["--set", "plugins.reward.with.sandbox=none"];
+  const use = bdc(path.join(repo, "tests/local-model/fixtures"), "run", "zero-shot-local.yaml", "--set", `plugins.student.with.model=${model}`, "--set", `plugins.student.with.adapter=${mergedDir}`, ...sandbox, "--out", path.join(tmp, "use"));
+  assert.equal(use.code, 0, use.err);
+  assert.match(use.err, /succeeded: 2 items done, 0 failed/);
+});
