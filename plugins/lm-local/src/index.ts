@@ -9,7 +9,7 @@ export { ADAPTER_CONFIG, ADAPTER_WEIGHTS, hasPeftAdapter, peftConfigJson, peftTe
 export { leaseModel, loadedModels, type ModelLease } from "./model/model-pool.ts";
 export { Sampler, type SamplingOptions } from "./model/sampler.ts";
 export { scoreTokens } from "./model/score.ts";
-export type { Encoder } from "./plugins/encoder-types.ts";
+export type { Encoder } from "@bdc/policy";
 export { default as localPolicyPlugin } from "./plugins/policy-local.ts";
 export { modelsDir, pullModel, resolveModelDir } from "./hub/pull-model.ts";
 export { trainLora, TRAIN_DEFAULTS, TRAIN_FILES, type TrainArgs, type TrainHooks, type TrainProgress, type TrainReport, type TrainResult } from "./train/trainer.ts";

@@ -40,7 +40,8 @@ export function isOpenAIHost(baseURL: string | undefined): boolean {
   }
 }
 
-export function openAIClient(options: OpenAIClientOptions): ProviderClient {
+/** The SDK, configured from options only; it never retries (the shared layer does). */
+export function openAISdk(options: Omit<OpenAIClientOptions, "maxTokensParam" | "onNoUsage">): { sdk: OpenAI; endpoint: string } {
   const endpoint = (options.baseURL ?? OPENAI_BASE_URL).replace(/\/+$/, "");
   const sdk = new OpenAI({
     apiKey: options.apiKey,
@@ -51,6 +52,11 @@ export function openAIClient(options: OpenAIClientOptions): ProviderClient {
     maxRetries: 0,
     timeout: options.timeoutMs,
   });
+  return { sdk, endpoint };
+}
+
+export function openAIClient(options: OpenAIClientOptions): ProviderClient {
+  const { sdk, endpoint } = openAISdk(options);
   const maxTokensParam = options.maxTokensParam ?? "max_tokens";
   let warnedNoUsage = false;
   const noUsage = () => {
@@ -141,9 +147,9 @@ function fromCompletion(completion: ChatCompletion | unknown, noUsage: () => voi
   };
 }
 
-const timeoutError = (ms: number) => new ProviderError("timeout", `timed out: no complete response within ${ms} ms`);
-const malformed = (message: string) => new ProviderError("malformed", message);
-const preview = (v: unknown) => {
+export const timeoutError = (ms: number) => new ProviderError("timeout", `timed out: no complete response within ${ms} ms`);
+export const malformed = (message: string) => new ProviderError("malformed", message);
+export const preview = (v: unknown) => {
   const s = typeof v === "string" ? v : JSON.stringify(v) ?? String(v);
   return s.length > 200 ? `${s.slice(0, 200)}...` : s;
 };

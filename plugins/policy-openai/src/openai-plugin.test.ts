@@ -5,8 +5,6 @@
  */
 import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
-import * as http from "node:http";
-import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, afterEach, describe, test } from "node:test";
@@ -15,9 +13,7 @@ import { PluginTester, testPlugin } from "@bdc/core/testing";
 import { ProviderError, type Policy, type Usage } from "@bdc/policy";
 import plugin from "./openai-plugin.ts";
 import { isOpenAIHost } from "./openai-client.ts";
-
-type Json = Record<string, unknown>;
-type Handler = (req: http.IncomingMessage, res: http.ServerResponse, body: Json) => void;
+import { apiError, json, raw, wireServer as testWire, type Handler, type Json, type Wire } from "./testing/wire-server.ts";
 
 const KEY_VAR = "BDC_TEST_OPENAI_KEY";
 const UNSET_VAR = "BDC_TEST_OPENAI_KEY_UNSET";
@@ -26,41 +22,7 @@ delete process.env[UNSET_VAR];
 
 // ---- the wire server -------------------------------------------------------------------
 
-interface Wire {
-  readonly url: string;
-  readonly seen: Array<{ body: Json; headers: http.IncomingHttpHeaders; path: string }>;
-  close(): Promise<void>;
-}
-
-async function wireServer(script: Handler[], fallback: Handler = completion("fallback")): Promise<Wire> {
-  const seen: Wire["seen"] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}") as Json;
-      seen.push({ body, headers: req.headers, path: req.url ?? "" });
-      if (req.method !== "POST" || req.url !== "/v1/chat/completions") return apiError(404, "unknown url", "invalid_request_error", "unknown_url")(req, res, body);
-      (script.shift() ?? fallback)(req, res, body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-function json(res: http.ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
-  const data = typeof body === "string" ? body : JSON.stringify(body);
-  res.writeHead(status, { "content-type": "application/json", "x-request-id": "req_test", ...headers });
-  res.end(data);
-}
+const wireServer = (script: Handler[], fallback: Handler = completion("fallback")) => testWire("/v1/chat/completions", script, fallback);
 
 const usageOf = (prompt: number, completionTokens: number) => ({ prompt_tokens: prompt, completion_tokens: completionTokens, total_tokens: prompt + completionTokens });
 
@@ -89,15 +51,6 @@ function sse(pieces: string[], usage = usageOf(11, pieces.length)): Handler {
     res.end("data: [DONE]\n\n");
   };
 }
-
-function apiError(status: number, message: string, type: string, code: string | null, headers: Record<string, string> = {}): Handler {
-  return (_req, res) => json(res, status, { error: { message, type, param: null, code } }, headers);
-}
-
-const raw = (status: number, contentType: string, text: string): Handler => (_req, res) => {
-  res.writeHead(status, { "content-type": contentType });
-  res.end(text);
-};
 
 /** Never answers. */
 const hang: Handler = () => {};

@@ -1,5 +1,5 @@
 /**
- * The response cache: content-addressed on disk, so that rerunning a workflow is free and
+ * The response cache (completions and embeddings alike): content-addressed on disk, so that rerunning a workflow is free and
  * deterministic. The key is the SHA-256 of everything that determines a response (provider,
  * endpoint, model, every sampling parameter, the messages); an entry is written to a temporary
  * file and renamed into place, so concurrent writers and a killed process never leave a torn
@@ -22,35 +22,41 @@ export function canonicalJson(value: unknown): string {
 
 export const cacheKey = (request: unknown): string => createHash("sha256").update(canonicalJson(request)).digest("hex");
 
-export interface CacheEntry {
+export interface CacheEntry<T = ProviderResponse> {
   readonly key: string;
   readonly request: unknown;
-  readonly response: ProviderResponse;
+  readonly response: T;
   readonly created: string;
 }
 
-export class ResponseCache {
-  constructor(readonly dir: string) {}
+const isCompletion = (r: unknown): r is ProviderResponse => typeof (r as ProviderResponse | undefined)?.text === "string";
+
+export class ResponseCache<T = ProviderResponse> {
+  /** `valid` tells an entry of this kind from a foreign or damaged one (treated as a miss). */
+  constructor(
+    readonly dir: string,
+    private readonly valid: (response: unknown) => response is T = isCompletion as (r: unknown) => r is T,
+  ) {}
 
   private file(key: string): string {
     return path.join(this.dir, key.slice(0, 2), `${key}.json`);
   }
 
   /** The cached response, or undefined (a missing or unreadable entry is a miss). */
-  get(key: string): ProviderResponse | undefined {
+  get(key: string): T | undefined {
     try {
-      const entry = JSON.parse(fs.readFileSync(this.file(key), "utf8")) as CacheEntry;
-      return entry.key === key && typeof entry.response?.text === "string" ? entry.response : undefined;
+      const entry = JSON.parse(fs.readFileSync(this.file(key), "utf8")) as CacheEntry<unknown>;
+      return entry.key === key && this.valid(entry.response) ? entry.response : undefined;
     } catch {
       return undefined;
     }
   }
 
-  put(key: string, request: unknown, response: ProviderResponse): void {
+  put(key: string, request: unknown, response: T): void {
     const file = this.file(key);
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    const entry: CacheEntry = { key, request, response, created: new Date().toISOString() };
+    const entry: CacheEntry<T> = { key, request, response, created: new Date().toISOString() };
     fs.writeFileSync(tmp, `${JSON.stringify(entry)}\n`);
     fs.renameSync(tmp, file);
   }

@@ -2,13 +2,13 @@
  * A Policy from a provider's wire client: the response cache, client-side rate limits, retries
  * with backoff, and accounting (tokens, latency, cost, retries) shared by every provider plugin.
  */
-import * as path from "node:path";
-import { BdcError, findProjectRoot, type KernelServices } from "@bdc/core";
+import type { KernelServices } from "@bdc/core";
 import { cacheKey, ResponseCache } from "./cache.ts";
 import type { PolicyConfig } from "./config.ts";
+import { cacheMissError, providerFailure, responseCacheDir } from "./failure.ts";
 import { Limiter } from "./rate-limit.ts";
 import { DEFAULT_RETRY, withRetries, type RetryPolicy } from "./retry.ts";
-import { ProviderError, type ChatMessage, type Completion, type Policy, type ProviderClient, type ProviderErrorKind, type Sampling, type Usage } from "./types.ts";
+import type { ChatMessage, Completion, Policy, ProviderClient, ProviderErrorKind, Sampling, Usage } from "./types.ts";
 
 export interface PolicyOptions {
   readonly client: ProviderClient;
@@ -20,18 +20,12 @@ export interface PolicyOptions {
   readonly retry?: Partial<RetryPolicy>;
 }
 
-const ERROR_CODES: Partial<Record<ProviderErrorKind, string>> = {
-  auth: "BDC_POLICY_AUTH",
-  not_found: "BDC_POLICY_NOT_FOUND",
-  bad_request: "BDC_POLICY_REQUEST",
-};
-
 /** Characters per token, roughly, for the tokens-per-minute budget before the real count is known. */
 const CHARS_PER_TOKEN = 4;
 
 export function createPolicy(options: PolicyOptions): Policy & { stats(): Usage } {
   const { client, config, kernel } = options;
-  const cacheDir = config.cache_dir ?? path.join(findProjectRoot(kernel.baseDir), ".cache", "bdc", "responses");
+  const cacheDir = responseCacheDir(config.cache_dir, kernel);
   const cache = config.cache === "off" ? undefined : new ResponseCache(cacheDir);
   const limiter = new Limiter(config.concurrency, config.requests_per_minute, config.tokens_per_minute);
   const retry: RetryPolicy = { ...DEFAULT_RETRY, maxRetries: config.max_retries, ...options.retry };
@@ -63,11 +57,7 @@ export function createPolicy(options: PolicyOptions): Policy & { stats(): Usage 
       }
       if (config.cache === "read-only") {
         const last = [...all].reverse().find((m) => m.role === "user")?.content ?? "";
-        throw new BdcError({
-          code: "BDC_CACHE_MISS",
-          message: `${where}: no cached response for this request (cache is read-only): key ${key}, last user message "${last.slice(0, 80)}${last.length > 80 ? "..." : ""}"`,
-          hint: `replay needs the cache of the original run in ${cacheDir}; set cache: read-write to call the provider`,
-        });
+        throw cacheMissError(where, key, `last user message "${last}"`, cacheDir);
       }
 
       const estimate = Math.ceil(all.reduce((n, m) => n + m.content.length, 0) / CHARS_PER_TOKEN) + sampling.max_tokens;
@@ -86,16 +76,9 @@ export function createPolicy(options: PolicyOptions): Policy & { stats(): Usage 
       } catch (e) {
         totals.calls++;
         totals.failed++;
-        const error = e instanceof ProviderError ? e : new ProviderError("connection", String(e));
-        const retries = (e as { retries?: number }).retries ?? 0;
+        const { error, retries, thrown } = providerFailure(e, where, options.explain);
         kernel.emit("llm.error", { model: config.model, kind: error.kind, status: error.status, retries, message: error.message.slice(0, 300) });
-        if (error.kind === "aborted") throw error;
-        throw new BdcError({
-          code: ERROR_CODES[error.kind] ?? "BDC_POLICY_UNAVAILABLE",
-          message: `${where}: ${error.message}${error.status === undefined ? "" : ` (HTTP ${error.status})`}${retries > 0 ? ` after ${retries} retries` : ""}`,
-          hint: options.explain?.(error.kind) ?? (ERROR_CODES[error.kind] === undefined ? "the provider kept failing; try again later, or raise max_retries / timeout_ms" : undefined),
-          cause: e,
-        });
+        throw thrown;
       } finally {
         release();
       }

@@ -1,12 +1,15 @@
 /**
- * @bdc/policy: what every policy LLM plugin shares. A provider plugin implements a
- * ProviderClient with its official SDK and calls createPolicy; it gets the response cache,
- * retries, rate limits and accounting for free.
+ * @bdc/policy: what every remote-model plugin shares. A provider plugin implements a
+ * ProviderClient (chat) or EmbeddingClient (embeddings) with its official SDK and calls
+ * createPolicy or createEmbedder; it gets the response cache, retries, rate limits and
+ * accounting for free.
  */
 export * from "./types.ts";
-export { policyFields, PolicyConfig, CacheMode } from "./config.ts";
+export { policyFields, PolicyConfig, CacheMode, embedderFields, EmbedderConfig } from "./config.ts";
 export { createPolicy } from "./create-policy.ts";
 export type { PolicyOptions } from "./create-policy.ts";
+export { createEmbedder, DIMENSION_PROBE } from "./create-embedder.ts";
+export type { EmbedderOptions, EmbedderUsage } from "./create-embedder.ts";
 export { apiKeyProblems } from "./api-key.ts";
 export { cacheKey, canonicalJson, ResponseCache } from "./cache.ts";
 export { backoffMs, parseRetryAfter, withRetries, DEFAULT_RETRY } from "./retry.ts";

@@ -112,8 +112,40 @@ export interface Policy {
   usage(): Usage;
 }
 
+/** What an embeddings endpoint is asked: one batch of texts. */
+export interface EmbeddingRequest {
+  readonly model: string;
+  readonly input: ReadonlyArray<string>;
+  /** Asked-for output size (models with Matryoshka embeddings, e.g. OpenAI's text-embedding-3-*); undefined: the model's own. */
+  readonly dimensions?: number | undefined;
+  readonly timeoutMs: number;
+}
+
+export interface EmbeddingResponse {
+  /** One vector per input, in input order. */
+  readonly vectors: ReadonlyArray<Float32Array>;
+  readonly inputTokens: number;
+  readonly model?: string | undefined;
+}
+
+/** A provider's embeddings wire protocol. Must throw ProviderError on failure. */
+export interface EmbeddingClient {
+  readonly provider: string;
+  readonly endpoint: string;
+  embed(request: EmbeddingRequest, signal: AbortSignal): Promise<EmbeddingResponse>;
+}
+
+/** The `encoder` slot: texts in, unit-length vectors out (clustering compares them by cosine). */
+export interface Encoder {
+  readonly name: string;
+  readonly model: string;
+  readonly dimension: number;
+  embed(texts: ReadonlyArray<string>, options?: { readonly signal?: AbortSignal }): Promise<Float32Array[]>;
+}
+
 declare module "@bdc/core" {
   interface SlotTypes {
     policy: Policy;
+    encoder: Encoder;
   }
 }

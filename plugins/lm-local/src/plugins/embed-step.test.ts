@@ -11,7 +11,7 @@ import { PluginTester, testPlugin } from "@bdc/core/testing";
 import { openSafetensorsFile } from "../checkpoint/safetensors.ts";
 import { readVectorRows } from "../vectors.ts";
 import embedStep, { EMBEDDINGS_FILE, itemText, type EmbedOutput } from "./embed-step.ts";
-import type { Encoder } from "./encoder-types.ts";
+import type { Encoder } from "@bdc/policy";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-embed-step-"));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -30,7 +30,7 @@ import { Schema } from "effect";
 import { BdcError, definePlugin, option, type StepImpl } from "@bdc/core";
 import { writeSafetensors } from "../checkpoint/safetensors.ts";
 import { readVectorRows, VectorAppender } from "../vectors.ts";
-import type { Encoder } from "./encoder-types.ts";
+import type { Encoder } from "@bdc/policy";
 
 export const VECTORS_FILE = "vectors.f32";
 export const EMBEDDINGS_FILE = "embeddings.safetensors";

@@ -6,7 +6,7 @@ import { Schema } from "effect";
 import { definePlugin, option, PathOrName, required } from "@bdc/core";
 import { embedTexts } from "../model/embed.ts";
 import { deviceFields, loadInstanceModel, MODEL_DOC, modelProblems } from "./device-config.ts";
-import type { Encoder } from "./encoder-types.ts";
+import type { Encoder } from "@bdc/policy";
 
 export const LocalEncoderConfig = Schema.Struct({
   model: required(PathOrName.pipe(Schema.minLength(1)), MODEL_DOC),

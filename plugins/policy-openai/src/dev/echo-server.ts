@@ -1,15 +1,17 @@
 /**
  * A tiny OpenAI-compatible server for development WITHOUT an API key and without a network:
  * it answers POST /v1/chat/completions (JSON, and SSE streaming with usage) with a
- * deterministic echo of the last user message ("echo: <text>"). For trying `bdc ask` offline
- * and for the tests; it is not a model.
+ * deterministic echo of the last user message ("echo: <text>"), and POST /v1/embeddings with
+ * hashed bag-of-words vectors (texts sharing words point alike; `dimensions` sets the size,
+ * default 64; float or base64; not normalised, as some servers' are not). For trying `bdc ask`
+ * and step/embed offline and for the tests; it is not a model.
  *
  *   pnpm exec tsx plugins/policy-openai/src/dev/echo-server.ts [--port 8099]
  *
  * then point an instance at it: `use: policy/openai, with: {model: echo, baseURL:
  * http://127.0.0.1:8099/v1}` (no key needed). Tokens are whitespace-separated words;
  * max_tokens (or max_completion_tokens) truncates with finish_reason "length", stop sequences
- * cut the reply. GET /stats -> {"requests": N} (chat completion requests so far); GET
+ * cut the reply. GET /stats -> {"requests": N} (chat and embedding requests so far); GET
  * /v1/models lists "echo". Listens on 127.0.0.1 only; each request is logged as one line.
  */
 import * as http from "node:http";
@@ -21,7 +23,7 @@ export interface EchoServer {
   /** http://127.0.0.1:PORT (the OpenAI base URL is this + "/v1"). */
   readonly url: string;
   readonly port: number;
-  /** Chat completion requests received so far. */
+  /** Chat completion and embedding requests received so far. */
   requests(): number;
   close(): Promise<void>;
 }
@@ -80,6 +82,52 @@ export function echoReply(body: Json): { text: string; finishReason: "stop" | "l
   return { text, finishReason, promptTokens, completionTokens: countTokens(text) };
 }
 
+/** FNV-1a, 32-bit: a stable hash for the embedding buckets. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+export const ECHO_EMBEDDING_DIMENSION = 64;
+
+/**
+ * The echo server's embedding of a text: each lower-cased word adds +-1 to a hashed bucket
+ * (feature hashing), plus a constant so that no vector is zero. Deterministic, so tests can
+ * compute what to expect.
+ */
+export function echoEmbedding(text: string, dimension = ECHO_EMBEDDING_DIMENSION): Float32Array {
+  const v = new Float32Array(dimension);
+  v[0] = 0.5;
+  for (const word of text.toLowerCase().match(/[a-z0-9_]+/g) ?? []) {
+    const h = fnv1a(word);
+    v[h % dimension]! += h & 0x80000000 ? -1 : 1;
+  }
+  return v;
+}
+
+function embeddingsReply(body: Json): Json {
+  if (typeof body.model !== "string" || body.model === "") throw new RequestError(400, "you must provide a model parameter", "invalid_request_error", null, "model");
+  const input = typeof body.input === "string" ? [body.input] : body.input;
+  if (!Array.isArray(input) || input.length === 0 || !input.every((t) => typeof t === "string")) {
+    throw new RequestError(400, "input must be a string or a non-empty array of strings", "invalid_request_error", null, "input");
+  }
+  const dimension = body.dimensions === undefined ? ECHO_EMBEDDING_DIMENSION : body.dimensions;
+  if (typeof dimension !== "number" || !Number.isInteger(dimension) || dimension < 1 || dimension > 4096) throw new RequestError(400, "dimensions must be an integer in 1..4096", "invalid_request_error", null, "dimensions");
+  const format = body.encoding_format ?? "float";
+  if (format !== "float" && format !== "base64") throw new RequestError(400, "encoding_format must be float or base64", "invalid_request_error", null, "encoding_format");
+  const tokens = (input as string[]).reduce((n, t) => n + countTokens(t), 0);
+  return {
+    object: "list",
+    model: body.model,
+    data: (input as string[]).map((t, index) => {
+      const v = echoEmbedding(t, dimension);
+      return { object: "embedding", index, embedding: format === "base64" ? Buffer.from(v.buffer).toString("base64") : Array.from(v) };
+    }),
+    usage: { prompt_tokens: tokens, total_tokens: tokens },
+  };
+}
+
 function sendJson(res: http.ServerResponse, status: number, body: unknown): void {
   const data = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(data) });
@@ -120,7 +168,9 @@ export async function startEchoServer(port = 0, options: EchoServerOptions = {})
       if (req.method === "GET" && route === "/v1/models") {
         return sendJson(res, 200, { object: "list", data: [{ id: "echo", object: "model", created: 0, owned_by: "bdc-echo-server" }] });
       }
-      if (route !== "/v1/chat/completions") throw new RequestError(404, `unknown path ${req.method} ${url.pathname} (this echo server serves POST /v1/chat/completions, GET /v1/models, GET /stats)`, "invalid_request_error", "unknown_url");
+      if (route !== "/v1/chat/completions" && route !== "/v1/embeddings") {
+        throw new RequestError(404, `unknown path ${req.method} ${url.pathname} (this echo server serves POST /v1/chat/completions, POST /v1/embeddings, GET /v1/models, GET /stats)`, "invalid_request_error", "unknown_url");
+      }
       if (req.method !== "POST") throw new RequestError(405, `use POST for ${url.pathname}`);
       requests++;
       let body: Json;
@@ -131,6 +181,11 @@ export async function startEchoServer(port = 0, options: EchoServerOptions = {})
       } catch (e) {
         if (e instanceof RequestError) throw e;
         throw new RequestError(400, "the request body is not a JSON object");
+      }
+      if (route === "/v1/embeddings") {
+        const reply = embeddingsReply(body);
+        note = ` (model ${String(body.model)}, ${(reply.data as unknown[]).length} embeddings)`;
+        return sendJson(res, 200, reply);
       }
       const reply = echoReply(body);
       const model = body.model as string;

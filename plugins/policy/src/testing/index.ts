@@ -1,5 +1,5 @@
 /**
- * The `policy` slot's contract, for provider plugins' tests:
+ * The `policy` and `encoder` slots' contracts, for provider plugins' tests:
  *
  *   testPlugin(plugin, { contract: { config: { model: "m", baseURL: server.url, cache_dir: tmp }, slot: policyContract } });
  *
@@ -8,7 +8,7 @@
  */
 import * as assert from "node:assert/strict";
 import { defineContract } from "@bdc/core/testing";
-import type { Policy } from "../types.ts";
+import type { Encoder, Policy } from "../types.ts";
 
 export const policyContract = defineContract<Policy>({
   slot: "policy",
@@ -34,6 +34,42 @@ export const policyContract = defineContract<Policy>({
         assert.equal(second.text, first.text);
         const u = policy.usage();
         assert.ok(u.calls >= 2 && u.cached >= 1, JSON.stringify(u));
+      },
+    },
+  ],
+});
+
+/**
+ * The `encoder` slot's contract (encoder/local, encoder/onnx, encoder/openai, ...): what
+ * step/embed and the clustering rely on.
+ */
+export const encoderContract = defineContract<Encoder>({
+  slot: "encoder",
+  cases: [
+    {
+      name: "one unit-length vector of `dimension` finite values per text, in input order",
+      async check(encoder) {
+        const texts = ["def add(a, b): return a + b", "Sort the list in place.", "", "print(sum(map(int, input().split())))"];
+        const vectors = await encoder.embed(texts);
+        assert.equal(vectors.length, texts.length);
+        assert.ok(Number.isInteger(encoder.dimension) && encoder.dimension > 0, `dimension ${encoder.dimension}`);
+        for (const v of vectors) {
+          assert.ok(v instanceof Float32Array && v.length === encoder.dimension, `a Float32Array of ${encoder.dimension}`);
+          assert.ok(v.every(Number.isFinite), "finite values");
+          const norm = Math.hypot(...v);
+          assert.ok(Math.abs(norm - 1) < 1e-4, `unit length (got ${norm})`);
+        }
+        assert.ok(encoder.model.length > 0);
+      },
+    },
+    {
+      name: "a text's vector does not depend on its batch",
+      async check(encoder) {
+        const [alone] = await encoder.embed(["binary search over the answer"]);
+        const batch = await encoder.embed(["a much longer text that pads the batch differently: " + "x ".repeat(40), "binary search over the answer"]);
+        let dot = 0;
+        for (let i = 0; i < alone!.length; i++) dot += alone![i]! * batch[1]![i]!;
+        assert.ok(dot > 1 - 1e-4, `cosine ${dot}`);
       },
     },
   ],
