@@ -1,9 +1,10 @@
 /**
  * `bdc models pull|list|make-tiny`: the local model checkpoints of @bdc/lm-local.
  *
- * - `bdc models pull <org/name> [--revision R] [--out DIR] [-q]`: downloads a safetensors
- *   checkpoint from the Hugging Face hub (HF_ENDPOINT, HF_TOKEN) into `<modelsDir>/org/name`
- *   (see ./hub/pull-model.ts); an interrupted pull resumes when run again;
+ * - `bdc models pull <org/name> [--revision R] [--out DIR] [--onnx] [--onnx-file F] [-q]`:
+ *   downloads a safetensors checkpoint (or, with --onnx, a sentence-embedding model's ONNX
+ *   weights) from the Hugging Face hub (HF_ENDPOINT, HF_TOKEN) into `<modelsDir>/org/name` (see
+ *   ./hub/pull-model.ts); an interrupted pull resumes when run again;
  * - `bdc models list`: the models under `<modelsDir>` (repo, revision, commit, size on disk);
  * - `bdc models make-tiny --out DIR [--arch ...] [--layers N] ...`: a random tiny checkpoint in
  *   the Hugging Face layout, for tests (./checkpoint/make-tiny.ts). Flags are checked before
@@ -25,7 +26,7 @@ const DTYPES = ["float32", "float16", "bfloat16"] as const;
 
 /** Which flags each subcommand takes. */
 const FLAGS_OF: Readonly<Record<Sub, ReadonlyArray<string>>> = {
-  pull: ["revision", "out", "quiet"],
+  pull: ["revision", "out", "onnx", "onnx-file", "quiet"],
   list: [],
   "make-tiny": ["out", "arch", "layers", "hidden", "heads", "kv-heads", "intermediate", "vocab", "dtype", "shards", "seed", "quiet"],
 };
@@ -34,7 +35,7 @@ const spec = {
   name: "models",
   summary: "Local model checkpoints: pull from the Hugging Face hub, list them, write a tiny random one for tests",
   usage: [
-    "bdc models pull <org/name> [--revision R] [--out DIR] [-q]",
+    "bdc models pull <org/name> [--revision R] [--out DIR] [--onnx] [--onnx-file F] [-q]",
     "       bdc models list",
     "       bdc models make-tiny --out DIR [--arch llama|qwen2|mistral] [--layers N] [--hidden H] [--heads A] [--kv-heads K] [--intermediate I] [--vocab V] [--dtype float32|float16|bfloat16] [--shards N] [--seed S]",
   ].join("\n"),
@@ -43,6 +44,8 @@ const spec = {
   details: [
     "pull: config, tokenizer and safetensors weights of a Hugging Face model repository (never *.bin, *.pt, *.gguf, *.onnx or original/),",
     "  checked against the hub's checksums; an interrupted pull resumes when run again. Default folder: <models dir>/org/name.",
+    "  With --onnx: a sentence-embedding model for encoder/onnx instead: onnx/model.onnx (or --onnx-file) with its external data,",
+    "  tokenizer, modules.json, sentence_bert_config.json and 1_Pooling/config.json; no safetensors.",
     "list: the pulled models, with revision, commit and size on disk.",
     "make-tiny: a checkpoint with random weights in the Hugging Face layout (config.json, tokenizer, safetensors), for tests.",
     "Models dir: env BDC_MODELS_DIR, else <project root>/.cache/bdc/models.",
@@ -51,6 +54,8 @@ const spec = {
   flags: {
     revision: { type: "string", value: "R", description: "pull: branch, tag or commit of the repository (default: main)" },
     out: { type: "string", value: "DIR", description: "pull: where to write (default: <models dir>/org/name); make-tiny: where to write (required)" },
+    onnx: { type: "boolean", description: "pull: ONNX weights of a sentence-embedding model (onnx/model.onnx, else model.onnx) and its sentence-transformers files, for encoder/onnx" },
+    "onnx-file": { type: "string", value: "F", description: "pull: the ONNX file to fetch (e.g. onnx/model_quantized.onnx); implies --onnx" },
     quiet: { type: "boolean", short: "q", description: "no progress output" },
     arch: { type: "string", value: "A", description: "make-tiny: llama, qwen2 or mistral" },
     layers: { type: "string", value: "N", description: "make-tiny: decoder layers" },
@@ -79,7 +84,9 @@ async function run(io: Io, args: ParsedArgs): Promise<number> {
   if (s === "pull") {
     if (arg === undefined) throw usage("pull: missing the repository id", "usage: bdc models pull <org/name> [--revision R] [--out DIR] [-q], e.g. bdc models pull Qwen/Qwen2.5-0.5B-Instruct");
     const out = typeof args.flags.out === "string" ? path.resolve(io.cwd, args.flags.out) : undefined;
-    const pulled = await pullModel({ repo: arg, revision: typeof args.flags.revision === "string" ? args.flags.revision : "main", ...(out === undefined ? {} : { out }), quiet: args.flags.quiet === true, io });
+    const onnxFile = args.flags["onnx-file"];
+    const onnx = typeof onnxFile === "string" && onnxFile !== "" ? onnxFile : args.flags.onnx === true;
+    const pulled = await pullModel({ repo: arg, revision: typeof args.flags.revision === "string" ? args.flags.revision : "main", ...(out === undefined ? {} : { out }), onnx, quiet: args.flags.quiet === true, io });
     io.out(`${pulled.dir}\n`);
     return 0;
   }

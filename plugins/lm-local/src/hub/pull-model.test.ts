@@ -8,6 +8,10 @@ import * as path from "node:path";
 import { after, before, beforeEach, test } from "node:test";
 import { BdcError, cli, type Io } from "@bdc/core";
 import { gitSha1, sha256, startFakeHub, type FakeHub, type FakeRepo } from "@bdc/hf-hub/testing";
+import { PluginTester } from "@bdc/core/testing";
+import type { Encoder } from "@bdc/policy";
+import encoderOnnx from "../plugins/encoder-onnx.ts";
+import { writeTinySentenceModel } from "../model/tiny-sentence-model.ts";
 import { modelsDir, PULL_RECORD, pullModel, readPullRecord, resolveModelDir, type PullRecord } from "./pull-model.ts";
 
 const shard1 = crypto.randomBytes(60_000);
@@ -63,7 +67,24 @@ const odd: FakeRepo = {
   id: "org/odd",
   files: { "config.json": config, "consolidated.safetensors": crypto.randomBytes(200) },
 };
-const ALL = [sharded, single, corrupt, pickle, odd];
+/** A sentence-transformers repository with ONNX weights: the tiny model's real files, plus weights in other formats. */
+const sentenceDir = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-sentence-repo-"));
+writeTinySentenceModel(sentenceDir);
+const filesUnder = (dir: string, prefix = ""): Array<[string, Buffer]> =>
+  fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(path.join(dir, e.name), `${prefix}${e.name}/`) : [[`${prefix}${e.name}`, fs.readFileSync(path.join(dir, e.name))] as [string, Buffer]]));
+const sentence: FakeRepo = {
+  type: "model",
+  id: "org/minilm",
+  files: {
+    ...Object.fromEntries(filesUnder(sentenceDir)),
+    "model.safetensors": crypto.randomBytes(300),
+    "pytorch_model.bin": crypto.randomBytes(300),
+    "onnx/model_quantized.onnx": crypto.randomBytes(200),
+    "openvino/openvino_model.xml": Buffer.from("<xml/>"),
+    "config_sentence_transformers.json": Buffer.from('{"__version__": {"sentence_transformers": "3.0.1"}}'),
+  },
+};
+const ALL = [sharded, single, corrupt, pickle, odd, sentence];
 
 let hub: FakeHub;
 let project = "";
@@ -81,6 +102,7 @@ before(async () => {
 after(async () => {
   await hub.close();
   fs.rmSync(project, { recursive: true, force: true });
+  fs.rmSync(sentenceDir, { recursive: true, force: true });
 });
 
 beforeEach(() => {
@@ -244,6 +266,41 @@ test("HTTP 401 (unknown or private repository) and 404 (unknown revision) say wh
   const wrong = await bdc({ HF_TOKEN: "nope" }, "models", "pull", "org/sharded");
   assert.match(wrong.err, /access denied \(HTTP 401\).*\n {2}hint: HF_TOKEN was sent but does not grant access: check the token, and accept the model's terms/);
   assert.ok(!fs.existsSync(path.join(models, "org", "nope")));
+});
+
+test("--onnx: the ONNX file with its external data and the sentence-transformers files, nothing else; encoder/onnx loads it by id", async () => {
+  const r = await bdc({}, "models", "pull", "org/minilm", "--onnx", "-q");
+  assert.equal(r.code, 0, r.err);
+  const dir = path.join(models, "org", "minilm");
+  assert.deepEqual(gets().sort(), ["1_Pooling/config.json", "config.json", "config_sentence_transformers.json", "modules.json", "onnx/model.onnx", "onnx/model.onnx.data", "sentence_bert_config.json", "tokenizer.json", "tokenizer_config.json"]);
+  assert.ok(fs.readFileSync(path.join(dir, "onnx", "model.onnx.data")).equals(fs.readFileSync(path.join(sentenceDir, "onnx", "model.onnx.data"))));
+  // Plugins find pulled models through the process's BDC_MODELS_DIR.
+  const saved = process.env.BDC_MODELS_DIR;
+  process.env.BDC_MODELS_DIR = models;
+  const enc = await new PluginTester(encoderOnnx).make<Encoder & { close(): Promise<void> }>({ model: "org/minilm", threads: 1 }, {}, { instance: "code", baseDir: project });
+  try {
+    const [a, b] = await enc.embed(["binary search over the answer", "binary search over the answer"]);
+    assert.equal(enc.dimension, 8);
+    assert.deepEqual(Array.from(a!), Array.from(b!));
+  } finally {
+    await enc.close();
+    if (saved === undefined) delete process.env.BDC_MODELS_DIR;
+    else process.env.BDC_MODELS_DIR = saved;
+  }
+
+  // --onnx-file picks another file; the one of the previous pull goes.
+  const q = await bdc({}, "models", "pull", "org/minilm", "--onnx-file", "onnx/model_quantized.onnx", "-q");
+  assert.equal(q.code, 0, q.err);
+  assert.ok(fs.existsSync(path.join(dir, "onnx", "model_quantized.onnx")));
+  assert.ok(!fs.existsSync(path.join(dir, "onnx", "model.onnx")));
+  assert.deepEqual(readPullRecord(dir)!.files.map((f) => f.path).filter((f) => f.startsWith("onnx/")), ["onnx/model_quantized.onnx"]);
+
+  // A file the repository lacks: its ONNX files are named.
+  const missing = await bdc({}, "models", "pull", "org/minilm", "--onnx-file", "onnx/model_fp16.onnx");
+  assert.equal(missing.code, 1);
+  assert.match(missing.err, /org\/minilm@main: no onnx\/model_fp16\.onnx; its ONNX files are onnx\/model\.onnx, onnx\/model_quantized\.onnx {2}\[BDC_MODEL_UNSUPPORTED\]\n {2}hint: name one with --onnx-file onnx\/model\.onnx/);
+  const none = await bdc({}, "models", "pull", "org/single", "--onnx", "--out", "single-onnx");
+  assert.match(none.err, /org\/single@main: no onnx\/model\.onnx or model\.onnx; it has no ONNX file .*\n {2}hint: .*optimum-cli export onnx --model org\/single --task feature-extraction/);
 });
 
 test("usage errors exit 2", async () => {

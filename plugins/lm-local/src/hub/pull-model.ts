@@ -9,7 +9,7 @@
  * for, the commit the hub resolved it to, the files with sizes and checksums).
  *
  * What is fetched (files at the root of the repository only; `original/` and other folders,
- * PyTorch `*.bin`/`*.pt`/`*.pth`, GGUF, ONNX, TF and Flax weights never are):
+ * PyTorch `*.bin`/`*.pt`/`*.pth`, GGUF, TF and Flax weights never are, ONNX only with `onnx`):
  * - config.json, generation_config.json, tokenizer.json, tokenizer_config.json,
  *   special_tokens_map.json, chat_template.jinja / chat_template.json (newer repositories keep
  *   the chat template there), README.md, LICENSE*;
@@ -17,6 +17,12 @@
  *   `model.safetensors.index.json` and exactly the shards its weight_map names (so a Mistral
  *   repository's extra `consolidated.safetensors` is not downloaded twice over).
  * A repository without safetensors weights is BDC_MODEL_UNSUPPORTED, naming the weights it has.
+ *
+ * With `onnx` (a sentence-embedding model for encoder/onnx), the weights are one ONNX file
+ * instead: `onnx/model.onnx` (else `model.onnx`, or the file asked for, e.g.
+ * onnx/model_quantized.onnx) with its external data beside it (`<file>_data*`, `<file>.data`),
+ * plus the sentence-transformers files: modules.json, sentence_bert_config.json,
+ * config_sentence_transformers.json, 1_Pooling/config.json.
  *
  * The revision is first resolved to a commit (`X-Repo-Commit` of a HEAD on config.json), and the
  * listing and every file are taken at that commit. Pulling again into the same folder fetches
@@ -26,6 +32,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { BdcError, findProjectRoot, type Io } from "@bdc/core";
+import { DEFAULT_ONNX_FILES, isExternalDataOf, SENTENCE_FILES } from "../model/sentence-layout.ts";
 import { downloadFailed, downloadFiles, formatBytes, httpError, HubClient, type HubRepo, type TreeEntry } from "@bdc/hf-hub";
 
 /** The record a finished pull leaves in the model's folder. */
@@ -57,6 +64,8 @@ export interface PullModelOptions {
   /** The folder to write (default `modelsDir()/org/name`). */
   readonly out?: string;
   readonly quiet?: boolean;
+  /** Fetch ONNX weights (true: onnx/model.onnx, else model.onnx; a string: that file) and the sentence-transformers files, not safetensors. */
+  readonly onnx?: boolean | string;
   readonly io: Io;
 }
 
@@ -125,6 +134,9 @@ export function readPullRecord(dir: string): PullRecord | undefined {
   }
 }
 
+/** A relative path inside the repository: no "..", no backslash, not absolute. */
+const isSafePath = (p: string) => p !== "" && !p.startsWith("/") && !p.includes("\\") && p.split("/").every((part) => part !== "" && part !== "." && part !== "..");
+
 /** A file at the root of the repository (and a plain name: no "..", no backslash). */
 const isRoot = (p: string) => p !== "" && p !== "." && p !== ".." && !p.includes("/") && !p.includes("\\");
 
@@ -167,29 +179,8 @@ export async function pullModel(o: PullModelOptions): Promise<PulledModel> {
   const files = listed.filter((e) => e.type === "file");
   const byPath = new Map(files.map((e) => [e.path, e]));
 
-  let weights: TreeEntry[];
-  const single = byPath.get(SINGLE_WEIGHTS);
-  const index = byPath.get(WEIGHTS_INDEX);
-  if (single !== undefined) weights = [single];
-  else if (index !== undefined) {
-    const shards = await readRemoteIndex(client, repo, commit ?? revision);
-    const missing = shards.filter((s) => !byPath.has(s));
-    if (missing.length > 0) {
-      throw downloadFailed(`${id}@${revision}: ${WEIGHTS_INDEX} names shards that the repository does not have: ${missing.join(", ")}`, "the repository is broken at this revision; try another --revision");
-    }
-    weights = [index, ...shards.map((s) => byPath.get(s)!)];
-  } else {
-    const other = files.filter((e) => isRoot(e.path) && e.path.endsWith(".safetensors"));
-    throw unsupported(
-      id,
-      revision,
-      files,
-      other.length > 0
-        ? `only safetensors checkpoints in the transformers layout (${SINGLE_WEIGHTS}, or ${WEIGHTS_INDEX} and its shards) are supported`
-        : "only safetensors checkpoints are supported",
-    );
-  }
-  const side = selectSideFiles(files);
+  const weights = o.onnx === undefined || o.onnx === false ? await safetensorsWeights(client, repo, id, revision, commit, files, byPath) : onnxWeights(id, revision, files, o.onnx);
+  const side = [...selectSideFiles(files), ...(o.onnx === undefined || o.onnx === false ? [] : files.filter((e) => SENTENCE_FILES.has(e.path)))];
   if (!side.some((e) => e.path === "config.json")) throw unsupported(id, revision, files, "the repository has no config.json, so it is not a transformers checkpoint");
   if (!side.some((e) => e.path === "tokenizer.json")) {
     io.err(`warning: ${id}@${revision} has no tokenizer.json (the fast tokenizer file); the checkpoint's weights load, but text cannot be tokenized with it\n`);
@@ -201,7 +192,7 @@ export async function pullModel(o: PullModelOptions): Promise<PulledModel> {
   fs.rmSync(path.join(out, PULL_RECORD), { force: true });
   if (before !== undefined) {
     const keep = new Set(selected.map((e) => e.path));
-    for (const f of before.files) if (isRoot(f.path) && !keep.has(f.path)) fs.rmSync(path.join(out, f.path), { force: true });
+    for (const f of before.files) if (isSafePath(f.path) && !keep.has(f.path)) fs.rmSync(path.join(out, ...f.path.split("/")), { force: true });
   }
 
   const got = await downloadFiles(client, { io, repo, revision, files: selected, out, quiet, commit });
@@ -225,6 +216,49 @@ export async function pullModel(o: PullModelOptions): Promise<PulledModel> {
     io.err(`${id}@${revision}${record.commit === null ? "" : ` (commit ${record.commit.slice(0, 12)})`}: ${record.files.length} file(s), ${formatBytes(total)} in ${out}\n`);
   }
   return { dir: out, record, fetched: got.files.filter((f) => f.fetched).map((f) => f.repoPath) };
+}
+
+/** The safetensors weights as transformers reads them: model.safetensors, else the index and its shards. */
+async function safetensorsWeights(client: HubClient, repo: HubRepo, id: string, revision: string, commit: string | undefined, files: ReadonlyArray<TreeEntry>, byPath: ReadonlyMap<string, TreeEntry>): Promise<TreeEntry[]> {
+  const single = byPath.get(SINGLE_WEIGHTS);
+  const index = byPath.get(WEIGHTS_INDEX);
+  if (single !== undefined) return [single];
+  if (index !== undefined) {
+    const shards = await readRemoteIndex(client, repo, commit ?? revision);
+    const missing = shards.filter((s) => !byPath.has(s));
+    if (missing.length > 0) {
+      throw downloadFailed(`${id}@${revision}: ${WEIGHTS_INDEX} names shards that the repository does not have: ${missing.join(", ")}`, "the repository is broken at this revision; try another --revision");
+    }
+    return [index, ...shards.map((s) => byPath.get(s)!)];
+  }
+  const other = files.filter((e) => isRoot(e.path) && e.path.endsWith(".safetensors"));
+  throw unsupported(
+    id,
+    revision,
+    files,
+    other.length > 0
+      ? `only safetensors checkpoints in the transformers layout (${SINGLE_WEIGHTS}, or ${WEIGHTS_INDEX} and its shards) are supported`
+      : "only safetensors checkpoints are supported",
+  );
+}
+
+/** One ONNX file and its external data (`model.onnx_data`, `model.onnx_data_1`, `model.onnx.data`). */
+function onnxWeights(id: string, revision: string, files: ReadonlyArray<TreeEntry>, asked: true | string): TreeEntry[] {
+  const candidates = asked === true ? DEFAULT_ONNX_FILES : [asked];
+  const file = candidates.map((c) => files.find((e) => e.path === c)).find((e) => e !== undefined);
+  if (file === undefined) {
+    const onnx = files.filter((e) => e.path.endsWith(".onnx")).map((e) => e.path);
+    throw new BdcError({
+      code: "BDC_MODEL_UNSUPPORTED",
+      message: `${id}@${revision}: no ${candidates.join(" or ")}${onnx.length > 0 ? `; its ONNX files are ${onnx.slice(0, 12).join(", ")}${onnx.length > 12 ? ", ..." : ""}` : "; it has no ONNX file"}`,
+      hint:
+        onnx.length > 0
+          ? `name one with --onnx-file ${onnx[0]}`
+          : "pick a repository that ships ONNX weights (sentence-transformers repositories with an onnx/ folder, or an onnx-community / Xenova port), or export one with optimum: optimum-cli export onnx --model " + id + " --task feature-extraction DIR",
+    });
+  }
+  const data = files.filter((e) => isExternalDataOf(file.path, e.path));
+  return [file, ...data];
 }
 
 /** The shard files `model.safetensors.index.json` names, read from the hub. */
