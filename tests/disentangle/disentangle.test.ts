@@ -2,7 +2,9 @@
  * Disentangle end to end by the real CLI, on a tiny generated model: training pairs -> embed
  * (binary vectors) -> cluster (K = 2: labels, centroids, one JSONL per cluster, the map) -> one
  * expert per cluster (a fan-out over the clusters) -> a TIES merge of the experts -> generation
- * with the merged adapter (policy/local in step/zero-shot). `run --resume` redoes nothing.
+ * with the merged adapter (policy/local in step/zero-shot). `run --resume` redoes nothing. Then
+ * the same rows routed to the stored centroids (the same clusters), and an encoder of another
+ * dimension (encoder/onnx, 8-d) refused against them.
  */
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -10,7 +12,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, test } from "node:test";
-import { openSafetensorsFile, readModelConfig, readPeftAdapter, writeTinyCheckpoint } from "@bdc/lm-local";
+import { openSafetensorsFile, readModelConfig, readPeftAdapter, writeTinyCheckpoint, writeTinySentenceModel } from "@bdc/lm-local";
 import { checkSandbox } from "@bdc/reward-python";
 
 const here = import.meta.dirname;
@@ -73,4 +75,19 @@ test("pairs -> embed -> cluster -> an expert per cluster -> TIES merge -> genera
   const use = bdc(path.join(repo, "tests/local-model/fixtures"), "run", "zero-shot-local.yaml", "--set", `plugins.student.with.model=${model}`, "--set", `plugins.student.with.adapter=${mergedDir}`, ...sandbox, "--out", path.join(tmp, "use"));
   assert.equal(use.code, 0, use.err);
   assert.match(use.err, /succeeded: 2 items done, 0 failed/);
+
+  // Routing: the same rows, embedded again, fall in the same stored clusters.
+  const labelsOf = (file: string) => readJsonl<{ id: string; cluster: number }>(file).map((l) => `${l.id}:${l.cluster}`).sort();
+  const stored = path.join(run, c.centroids);
+  const routed = bdc(path.join(here, "fixtures"), "run", "route.yaml", "--set", `plugins.encoder.with.model=${model}`, "--set", `plugins.route.with.centroids=${stored}`, "--out", path.join(tmp, "route"));
+  assert.equal(routed.code, 0, routed.err);
+  assert.deepEqual(labelsOf(path.join(tmp, "route/steps/route/labels.jsonl")), labelsOf(path.join(run, "steps/cluster/labels.jsonl")));
+
+  const sentence = path.join(tmp, "sentence");
+  writeTinySentenceModel(sentence);
+  const other = bdc(path.join(here, "fixtures"), "run", "route.yaml", "--set", "plugins.encoder.use=encoder/onnx", "--set", `plugins.encoder.with.model=${sentence}`, "--set", `plugins.route.with.centroids=${stored}`, "--out", path.join(tmp, "route-8d"));
+  assert.equal(other.code, 1, other.err);
+  const [failure] = (JSON.parse(fs.readFileSync(path.join(tmp, "route-8d/summary.json"), "utf8")) as { steps: Record<string, { failures: Array<{ code: string; message: string }> }> }).steps["route"]!.failures;
+  assert.equal(failure!.code, "BDC_CLUSTER_DIMENSION");
+  assert.match(failure!.message, /^the vectors are 8-d \(encoder model .*sentence\), but the centroids in .*centroids\.safetensors are 64-d \(encoder model .*tiny\)$/);
 });

@@ -9,6 +9,10 @@
  *   are, e.g. the training pairs that were embedded), one file per cluster;
  * - `map.html`: the cluster map (t-SNE or UMAP), linked from the run's report.
  *
+ * With `centroids:` (the centroids.safetensors of an earlier clustering) nothing is fitted: each
+ * row joins the stored cluster of highest cosine - new rows routed to existing experts. Vectors of
+ * another dimension or encoder model than the centroids' are refused (BDC_CLUSTER_DIMENSION).
+ *
  * Its one output lists the clusters as work items for a later step to fan out over
  * (`for_each: {step: <this step>, items: clusters}`: one expert per cluster):
  * {k, sizes, objective, silhouette, tried, reseeded, clusters: [{id, data, size}], centroids, labels, map}
@@ -17,10 +21,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Schema } from "effect";
-import { BdcError, definePlugin, option, optional, required, type DatasetImpl, type StepImpl } from "@bdc/core";
+import { BdcError, definePlugin, FilePath, option, optional, required, type DatasetImpl, type StepImpl } from "@bdc/core";
 import { itemText, mulberry32, readVectorRows, writeSafetensors, type EmbedOutput } from "@bdc/lm-local";
 import { project, renderClusterMap, type Projection } from "./cluster-map.ts";
-import type { Clusterer, KTried } from "./plugins/spherical-kmeans.ts";
+import { checkCompatible, readCentroids } from "./centroids.ts";
+import { normalizeRows, SphericalKMeans } from "./kmeans.ts";
+import type { Clusterer, Clustering, KTried } from "./plugins/spherical-kmeans.ts";
 
 export interface ClusterStepOutput {
   readonly k: number;
@@ -52,6 +58,22 @@ function firstLine(data: unknown, field: string | undefined, id: string): string
   return line.length > 140 ? `${line.slice(0, 139)}…` : line;
 }
 
+/** The rows assigned to stored centroids: no fitting, the stored clusters' numbering kept. */
+async function assignToStored(file: string, vectors: Float32Array, n: number, dim: number, ids: ReadonlyArray<string>, model: string, seed: number): Promise<Clustering> {
+  const stored = readCentroids(file);
+  checkCompatible(stored, dim, model);
+  const km = await SphericalKMeans.open();
+  try {
+    const x = normalizeRows(vectors, n, dim, ids);
+    const result = await km.assign(x, n, dim, stored.centroids, stored.k);
+    const used = result.sizes.filter((s) => s > 0).length;
+    const silhouette = used > 1 && n > used ? await km.silhouette(x, n, dim, result.labels, stored.k, 2000, seed) : 0;
+    return { ...result, silhouette, tried: [] };
+  } finally {
+    await km.close();
+  }
+}
+
 export default definePlugin({
   id: "step/cluster",
   version: "0.1.0",
@@ -63,13 +85,17 @@ export default definePlugin({
     label_field: optional(Schema.String, "the text shown for a row (dot path or {template}); default: a chat row's first message, else text/prompt/question"),
     examples: option(Schema.Int.pipe(Schema.nonNegative()), 5, "example rows listed per cluster on the map"),
     seed: option(Schema.Int, 0, "the map's projection and sample"),
+    centroids: optional(FilePath, "assign the rows to these stored clusters (an earlier step's centroids.safetensors) instead of clustering them"),
   }),
   requires: {
-    clusterer: { slot: "cluster", description: "the clustering method (cluster/spherical-kmeans)" },
+    clusterer: { slot: "cluster", optional: true, description: "the clustering method (cluster/spherical-kmeans); not needed with centroids:" },
     rows: { slot: "dataset", optional: true, description: "the dataset whose items were embedded: its rows are split into one JSONL file per cluster" },
   },
   make(config, deps, kernel): StepImpl<unknown, ClusterStepOutput> {
-    const clusterer = deps.clusterer as Clusterer;
+    const clusterer = deps.clusterer as Clusterer | undefined;
+    if (clusterer === undefined && config.centroids === undefined) {
+      throw new BdcError({ code: "BDC_CONFIG_MISSING_KEY", message: `step/cluster "${kernel.instance}": neither a clusterer nor centroids`, hint: "give clusterer: (a cluster/spherical-kmeans instance) to cluster, or centroids: (a centroids.safetensors) to assign rows to stored clusters" });
+    }
     const rowsDataset = deps.rows as DatasetImpl | undefined;
     return {
       async run(_item, ctx) {
@@ -81,7 +107,8 @@ export default definePlugin({
         if (embedded.some((e) => e.data.file !== file || typeof e.data.row !== "number")) throw new BdcError({ code: "BDC_ITEM_FAILED", message: `step "${config.from}" is not a step/embed step (its outputs do not name rows of one vectors file)` });
         const { dim, vectors } = readVectorRows(path.join(runDir, "steps", config.from, file), embedded.map((e) => e.data.row));
         const n = ids.length;
-        const result = await clusterer.cluster(vectors, n, dim, ids, (line) => ctx.log(line));
+        const model = embedded[0]!.data.model;
+        const result = config.centroids === undefined ? await clusterer!.cluster(vectors, n, dim, ids, (line) => ctx.log(line)) : await assignToStored(config.centroids, vectors, n, dim, ids, model, config.seed);
         const k = result.k;
 
         const data = new Map<string, unknown>();
@@ -91,7 +118,6 @@ export default definePlugin({
 
         fs.mkdirSync(ctx.dir, { recursive: true });
         fs.writeFileSync(path.join(ctx.dir, CLUSTER_FILES.labels), ids.map((id, i) => `${JSON.stringify({ id, cluster: result.labels[i], cosine: Number(result.cosines[i]!.toFixed(6)) })}\n`).join(""));
-        const model = embedded[0]!.data.model;
         writeSafetensors(path.join(ctx.dir, CLUSTER_FILES.centroids), [{ name: "centroids", dtype: "F32", shape: [k, dim], data: result.centroids }], { model, dimension: String(dim), k: String(k), objective: String(result.objective), silhouette: String(result.silhouette) });
         const members = Array.from({ length: k }, () => [] as number[]);
         result.labels.forEach((c, i) => members[c]!.push(i));

@@ -130,6 +130,16 @@ export class SphericalKMeans {
     return best!;
   }
 
+  /** Each of n unit vectors to the centroid of highest cosine (centroids: [k, d] unit rows, e.g. stored by an earlier run). */
+  async assign(x: Float32Array, n: number, d: number, centroids: Float32Array, k: number): Promise<KMeansResult> {
+    const out = await this.step.run({ x: new ort.Tensor("float32", x, [n, d]), c: new ort.Tensor("float32", centroids, [k, d]) });
+    const labels = Int32Array.from(out["labels"]!.data as Int32Array);
+    const cosines = Float32Array.from(out["best"]!.data as Float32Array);
+    const sizes = Array.from({ length: k }, () => 0);
+    for (const l of labels) sizes[l]!++;
+    return { k, labels, centroids, cosines, objective: cosines.reduce((a, v) => a + v, 0), iterations: 0, sizes, reseeded: 0 };
+  }
+
   /** Greedy k-means++ on the unit sphere (D^2 = 2 - 2 cos). */
   private async seed(xt: ort.Tensor, x: Float32Array, n: number, d: number, k: number, rand: () => number): Promise<Float32Array> {
     const centroids = new Float32Array(k * d);
@@ -221,7 +231,8 @@ export class SphericalKMeans {
         for (let i = 0; i < n; i++) if (counts[labels[i]!]! > 1 && best[i]! < 1 - 1e-6 && (far < 0 || best[i]! < best[far]!)) far = i;
         if (far < 0) {
           throw new BdcError({ code: "BDC_CLUSTER_INPUT", message: `k = ${k}, but the ${n} vectors have fewer than ${k} distinct directions (every vector sits on a centroid)`, hint: "lower k, or check for duplicated rows" });
-        }        move(far, labels[far]!, c);
+        }
+        move(far, labels[far]!, c);
         labels[far] = c;
         best[far] = 1;
         reseeded++;
