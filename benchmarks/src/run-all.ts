@@ -12,8 +12,9 @@ import { lmGeneration } from "./lm-generation.ts";
 import { loraTrain } from "./lora-train.ts";
 import { sandboxThroughput } from "./sandbox-throughput.ts";
 import { searchOverhead } from "./search-overhead.ts";
+import { sentenceEmbed } from "./sentence-embed.ts";
 
-export const BENCHMARKS: ReadonlyArray<Benchmark> = [kernelOverhead, sandboxThroughput, searchOverhead, lmGeneration, loraTrain, kmeansBench];
+export const BENCHMARKS: ReadonlyArray<Benchmark> = [kernelOverhead, sandboxThroughput, searchOverhead, lmGeneration, loraTrain, kmeansBench, sentenceEmbed];
 
 async function main(argv: ReadonlyArray<string>): Promise<number> {
   const flags = parseFlags(argv);

@@ -1,7 +1,7 @@
 export * from "./checkpoint/index.ts";
 export { CausalLM, defaultOnnxCache, type ForwardRequest, type ForwardResult, type KvCache, type LoadOptions } from "./model/causal-lm.ts";
 export { embedTexts, type EmbedOptions, type Pooling } from "./model/embed.ts";
-export { openSentenceEncoder, POOLING_MODES, type PoolingMode, type SentenceEncoder, type SentenceEncoderOptions } from "./model/sentence-encoder.ts";
+export { encodeTruncated, openSentenceEncoder, POOLING_MODES, type PoolingMode, type SentenceEncoder, type SentenceEncoderOptions } from "./model/sentence-encoder.ts";
 export { writeTinySentenceModel } from "./model/tiny-sentence-model.ts";
 export { generate, type GenerateOptions, type Generation } from "./model/generate.ts";
 export { buildLlamaGraph, inputNames, type LlamaGraphOptions } from "./model/llama-graph.ts";

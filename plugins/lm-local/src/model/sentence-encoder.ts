@@ -46,6 +46,8 @@ export interface SentenceEncoderOptions extends DeviceOptions {
   readonly pooling?: ReadonlyArray<PoolingMode> | undefined;
   /** Overrides sentence_bert_config.json's max_seq_length. */
   readonly maxTokens?: number | undefined;
+  /** Batch texts of similar length together (default true; false: in input order, for the benchmark). */
+  readonly sortByLength?: boolean | undefined;
 }
 
 export interface SentenceEncoder {
@@ -266,7 +268,8 @@ export async function openSentenceEncoder(dir: string, options: SentenceEncoderO
     const embed = (texts: ReadonlyArray<string>, batchSize: number): Promise<Float32Array[]> => {
       const job = queue.then(async () => {
         const encoded = texts.map((t) => encodeTruncated(tokenizer, t, maxTokens));
-        const order = encoded.map((_, i) => i).sort((a, b) => encoded[a]!.length - encoded[b]!.length);
+        const order = encoded.map((_, i) => i);
+        if (options.sortByLength !== false) order.sort((a, b) => encoded[a]!.length - encoded[b]!.length);
         const out = new Array<Float32Array>(texts.length);
         for (let i = 0; i < order.length; i += batchSize) {
           const idx = order.slice(i, i + batchSize);

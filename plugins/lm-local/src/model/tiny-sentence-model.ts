@@ -11,13 +11,15 @@ import { mulberry32 } from "../checkpoint/random.ts";
 
 const SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"];
 const WORDS = ["sort", "the", "list", "binary", "search", "##ing", "graph", "def", "add", "a", "b", "(", ")", ",", ":", "return", "+", "print", "dynamic", "programming", "over", "answer", "x"];
+/** The vocabulary of the default folder (ids as tokenizer.json has them). */
 export const VOCAB = [...SPECIAL, ...WORDS];
+/** The default hidden size. */
 export const H = 8;
-const V = VOCAB.length;
+const DEFAULT_H = H;
 
 /** The BERT layout of tokenizer.json: BertNormalizer (lower case), BertPreTokenizer, WordPiece, [CLS] $A [SEP]. */
-function tokenizerJson(): unknown {
-  const special = (id: number) => ({ id, content: VOCAB[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+function tokenizerJson(vocab: ReadonlyArray<string>): unknown {
+  const special = (id: number) => ({ id, content: vocab[id], single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
   return {
     version: "1.0",
     truncation: { direction: "Right", max_length: 128, strategy: "LongestFirst", stride: 0 },
@@ -32,7 +34,7 @@ function tokenizerJson(): unknown {
       special_tokens: { "[CLS]": { id: "[CLS]", ids: [2], tokens: ["[CLS]"] }, "[SEP]": { id: "[SEP]", ids: [3], tokens: ["[SEP]"] } },
     },
     decoder: { type: "WordPiece", prefix: "##", cleanup: true },
-    model: { type: "WordPiece", unk_token: "[UNK]", continuing_subword_prefix: "##", max_input_chars_per_word: 100, vocab: Object.fromEntries(VOCAB.map((t, i) => [t, i])) },
+    model: { type: "WordPiece", unk_token: "[UNK]", continuing_subword_prefix: "##", max_input_chars_per_word: 100, vocab: Object.fromEntries(vocab.map((t, i) => [t, i])) },
   };
 }
 
@@ -41,7 +43,7 @@ export interface Weights {
   readonly T: Float32Array; // [2, H]
 }
 
-function randomWeights(seed: number): Weights {
+function randomWeights(seed: number, V: number, H: number): Weights {
   const rand = mulberry32(seed);
   const r = (n: number) => Float32Array.from({ length: n }, () => rand() * 2 - 1);
   return { E: r(V * H), T: r(2 * H) };
@@ -54,11 +56,18 @@ export interface FolderOptions {
   readonly onnxFile?: string;
   readonly modules?: unknown;
   readonly maxSeqLength?: number;
+  /** Hidden size (default H = 8); a benchmark makes it realistic. */
+  readonly hidden?: number;
+  /** Words w0, w1, ... added to the vocabulary (default none). */
+  readonly extraWords?: number;
 }
 
 /** Writes the folder; returns its weights. */
 export function writeTinySentenceModel(dir: string, o: FolderOptions = {}, seed = 1): Weights {
-  const w = randomWeights(seed);
+  const H = o.hidden ?? DEFAULT_H;
+  const vocab = [...VOCAB, ...Array.from({ length: o.extraWords ?? 0 }, (_, i) => `w${i}`)];
+  const V = vocab.length;
+  const w = randomWeights(seed, V, H);
   const g = new GraphBuilder("tiny-bert");
   const int = o.pooledInGraph === true ? "int32" : "int64";
   const ids = g.input("input_ids", int, ["B", "S"]);
@@ -75,7 +84,7 @@ export function writeTinySentenceModel(dir: string, o: FolderOptions = {}, seed 
   } else g.output(states, "last_hidden_state");
   const file = o.onnxFile ?? "onnx/model.onnx";
   writeModel(g.build(), path.join(dir, path.dirname(file)), path.basename(file));
-  fs.writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(tokenizerJson()));
+  fs.writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(tokenizerJson(vocab)));
   fs.writeFileSync(path.join(dir, "tokenizer_config.json"), JSON.stringify({ pad_token: "[PAD]", cls_token: "[CLS]", sep_token: "[SEP]", unk_token: "[UNK]", do_lower_case: true, model_max_length: 512 }));
   fs.writeFileSync(path.join(dir, "config.json"), JSON.stringify({ model_type: "bert", hidden_size: H, vocab_size: V }));
   fs.mkdirSync(path.join(dir, "1_Pooling"), { recursive: true });
