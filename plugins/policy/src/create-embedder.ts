@@ -10,9 +10,9 @@ import type { KernelServices } from "@bdc/core";
 import { BdcError } from "@bdc/core";
 import { cacheKey, ResponseCache } from "./cache.ts";
 import type { EmbedderConfig } from "./config.ts";
-import { cacheMissError, providerFailure, responseCacheDir } from "./failure.ts";
+import { cacheMissError, callProvider, responseCacheDir, type CallContext } from "./provider-call.ts";
 import { Limiter } from "./rate-limit.ts";
-import { DEFAULT_RETRY, withRetries, type RetryPolicy } from "./retry.ts";
+import { DEFAULT_RETRY, type RetryPolicy } from "./retry.ts";
 import type { EmbeddingClient, Encoder, ProviderErrorKind } from "./types.ts";
 
 export interface EmbedderOptions {
@@ -67,6 +67,7 @@ export async function createEmbedder(options: EmbedderOptions): Promise<Encoder 
   const retry: RetryPolicy = { ...DEFAULT_RETRY, maxRetries: config.max_retries, ...options.retry };
   const totals = { calls: 0, texts: 0, cached: 0, failed: 0, retries: 0, input_tokens: 0, cost_usd: 0, latency_ms_total: 0 };
   const where = `encoder instance "${kernel.instance}" (${client.provider}, model ${config.model})`;
+  const call: CallContext = { limiter, retry, kernel, model: config.model, where, explain: options.explain, totals };
   const keyOf = (input: string) => cacheKey({ kind: "embedding", provider: client.provider, endpoint: client.endpoint, model: config.model, dimensions: config.dimensions, input });
   let dimension = config.dimensions;
 
@@ -96,27 +97,7 @@ export async function createEmbedder(options: EmbedderOptions): Promise<Encoder 
   async function send(batch: ReadonlyArray<string>, signal: AbortSignal): Promise<Float32Array[]> {
     const t0 = performance.now();
     const estimate = Math.ceil(batch.reduce((n, t) => n + t.length, 0) / CHARS_PER_TOKEN);
-    const release = await limiter.acquire(signal, estimate);
-    let outcome;
-    try {
-      outcome = await withRetries(
-        () => client.embed({ model: config.model, input: batch, dimensions: config.dimensions, timeoutMs: config.timeout_ms }, signal),
-        retry,
-        signal,
-        (error, waitMs, attempt) => {
-          totals.retries++;
-          kernel.emit("llm.retry", { model: config.model, kind: error.kind, status: error.status, wait_ms: waitMs, attempt, message: error.message.slice(0, 300) });
-        },
-      );
-    } catch (e) {
-      totals.calls++;
-      totals.failed++;
-      const { error, retries, thrown } = providerFailure(e, where, options.explain);
-      kernel.emit("llm.error", { model: config.model, kind: error.kind, status: error.status, retries, message: error.message.slice(0, 300) });
-      throw thrown;
-    } finally {
-      release();
-    }
+    const outcome = await callProvider(call, signal, estimate, () => client.embed({ model: config.model, input: batch, dimensions: config.dimensions, timeoutMs: config.timeout_ms }, signal));
     const r = outcome.value;
     if (r.vectors.length !== batch.length) {
       throw new BdcError({ code: "BDC_ENCODER_OUTPUT", message: `${where}: asked for ${batch.length} embeddings, got ${r.vectors.length}`, hint: "the server dropped inputs; lower batch_size" });

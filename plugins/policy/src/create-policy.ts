@@ -5,9 +5,9 @@
 import type { KernelServices } from "@bdc/core";
 import { cacheKey, ResponseCache } from "./cache.ts";
 import type { PolicyConfig } from "./config.ts";
-import { cacheMissError, providerFailure, responseCacheDir } from "./failure.ts";
+import { cacheMissError, callProvider, responseCacheDir, type CallContext } from "./provider-call.ts";
 import { Limiter } from "./rate-limit.ts";
-import { DEFAULT_RETRY, withRetries, type RetryPolicy } from "./retry.ts";
+import { DEFAULT_RETRY, type RetryPolicy } from "./retry.ts";
 import type { ChatMessage, Completion, Policy, ProviderClient, ProviderErrorKind, Sampling, Usage } from "./types.ts";
 
 export interface PolicyOptions {
@@ -33,6 +33,7 @@ export function createPolicy(options: PolicyOptions): Policy & { stats(): Usage 
   const base: Sampling = { temperature: config.temperature, top_p: config.top_p, max_tokens: config.max_tokens, stop: config.stop, seed: config.seed };
   const cost = (input: number, output: number) => (input * config.price_input_per_million + output * config.price_output_per_million) / 1e6;
   const where = `policy instance "${kernel.instance}" (${client.provider}, model ${config.model})`;
+  const call: CallContext = { limiter, retry, kernel, model: config.model, where, explain: options.explain, totals };
 
   return {
     name: kernel.instance,
@@ -61,27 +62,9 @@ export function createPolicy(options: PolicyOptions): Policy & { stats(): Usage 
       }
 
       const estimate = Math.ceil(all.reduce((n, m) => n + m.content.length, 0) / CHARS_PER_TOKEN) + sampling.max_tokens;
-      const release = await limiter.acquire(signal, estimate);
-      let outcome: { value: Awaited<ReturnType<ProviderClient["send"]>>; retries: number };
-      try {
-        outcome = await withRetries(
-          () => client.send({ model: config.model, messages: all, sampling, stream: config.stream, timeoutMs: config.timeout_ms }, signal),
-          retry,
-          signal,
-          (error, waitMs, attempt) => {
-            totals.retries++;
-            kernel.emit("llm.retry", { model: config.model, kind: error.kind, status: error.status, wait_ms: waitMs, attempt, message: error.message.slice(0, 300) });
-          },
-        );
-      } catch (e) {
-        totals.calls++;
-        totals.failed++;
-        const { error, retries, thrown } = providerFailure(e, where, options.explain);
-        kernel.emit("llm.error", { model: config.model, kind: error.kind, status: error.status, retries, message: error.message.slice(0, 300) });
-        throw thrown;
-      } finally {
-        release();
-      }
+      const outcome = await callProvider(call, signal, estimate, () =>
+        client.send({ model: config.model, messages: all, sampling, stream: config.stream, timeoutMs: config.timeout_ms }, signal),
+      );
       const r = outcome.value;
       limiter.spend(r.inputTokens + r.outputTokens);
       cache?.put(key, keyed, r);
