@@ -68,7 +68,8 @@ export async function createEmbedder(options: EmbedderOptions): Promise<Encoder 
   const totals = { calls: 0, texts: 0, cached: 0, failed: 0, retries: 0, input_tokens: 0, cost_usd: 0, latency_ms_total: 0 };
   const where = `encoder instance "${kernel.instance}" (${client.provider}, model ${config.model})`;
   const call: CallContext = { limiter, retry, kernel, model: config.model, where, explain: options.explain, totals };
-  const keyOf = (input: string) => cacheKey({ kind: "embedding", provider: client.provider, endpoint: client.endpoint, model: config.model, dimensions: config.dimensions, input });
+  const requestOf = (input: string) => ({ kind: "embedding", provider: client.provider, endpoint: client.endpoint, model: config.model, dimensions: config.dimensions, input });
+  const keyOf = (input: string) => cacheKey(requestOf(input));
   let dimension = config.dimensions;
 
   /** Checks and normalises one returned vector; the first one fixes the dimension when it was not configured. */
@@ -112,7 +113,7 @@ export async function createEmbedder(options: EmbedderOptions): Promise<Encoder 
     totals.cost_usd += costUsd;
     totals.latency_ms_total += latencyMs;
     kernel.emit("llm.embed", { model: r.model ?? config.model, texts: batch.length, input_tokens: r.inputTokens, latency_ms: latencyMs, retries: outcome.retries, cost_usd: costUsd });
-    batch.forEach((text, i) => cache?.put(keyOf(text), { kind: "embedding", provider: client.provider, endpoint: client.endpoint, model: config.model, dimensions: config.dimensions, input: text }, { vector: encodeVector(vectors[i]!), dimension: vectors[i]!.length, model: r.model }));
+    batch.forEach((text, i) => cache?.put(keyOf(text), requestOf(text), { vector: encodeVector(vectors[i]!), dimension: vectors[i]!.length, model: r.model }));
     return vectors;
   }
 
