@@ -89,5 +89,6 @@ test("pairs -> embed -> cluster -> an expert per cluster -> TIES merge -> genera
   assert.equal(other.code, 1, other.err);
   const [failure] = (JSON.parse(fs.readFileSync(path.join(tmp, "route-8d/summary.json"), "utf8")) as { steps: Record<string, { failures: Array<{ code: string; message: string }> }> }).steps["route"]!.failures;
   assert.equal(failure!.code, "BDC_CLUSTER_DIMENSION");
+  assert.match(other.err, /\n {2}\[route\] [^:]+: the vectors are 8-d .* {2}\[BDC_CLUSTER_DIMENSION\]\n/, `the cause is on stderr too: ${other.err}`);
   assert.match(failure!.message, /^the vectors are 8-d \(encoder model .*sentence\), but the centroids in .*centroids\.safetensors are 64-d \(encoder model .*tiny\)$/);
 });

@@ -68,6 +68,13 @@ export async function runRun(io: Io, args: ParsedArgs): Promise<number> {
     const spent = spending(outcome.summary.instances);
     if (spent !== undefined) io.err(`${spent}\n`);
     if (outcome.status === "interrupted") io.err(`resume with: pnpm bdc run --resume ${rel}\n`);
+    if (outcome.status === "failed") {
+      // The first failures of each step, so that the common case (one cause) needs no file to open.
+      for (const s of steps) {
+        for (const f of s.failures.slice(0, FAILURES_SHOWN)) io.err(`  [${s.instance}] ${f.id}: ${f.message}  [${f.code}]\n`);
+        if (s.failed > FAILURES_SHOWN) io.err(`  [${s.instance}] ... and ${s.failed - FAILURES_SHOWN} more\n`);
+      }
+    }
     if (outcome.status === "failed") io.err(`failures are listed in ${path.join(rel, "summary.json")}; fix the cause and rerun the failed items with: pnpm bdc run --resume ${rel}\n`);
     io.out(`${rel}\n`);
     return outcome.exitCode;
@@ -76,6 +83,9 @@ export async function runRun(io: Io, args: ParsedArgs): Promise<number> {
     process.off("SIGTERM", onSignal);
   }
 }
+
+/** Failures printed per step when a run fails (all of them are in summary.json). */
+const FAILURES_SHOWN = 3;
 
 function readInvocation(dir: string): Invocation {
   const file = path.join(dir, RUN_FILES.invocation);
