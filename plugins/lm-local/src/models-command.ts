@@ -42,7 +42,7 @@ const spec = {
   minPositionals: 1,
   maxPositionals: 2,
   details: [
-    "pull: config, tokenizer and safetensors weights of a Hugging Face model repository (never *.bin, *.pt, *.gguf, *.onnx or original/),",
+    "pull: config, tokenizer and safetensors weights of a Hugging Face model repository (never *.bin, *.pt, *.gguf or original/; *.onnx only with --onnx),",
     "  checked against the hub's checksums; an interrupted pull resumes when run again. Default folder: <models dir>/org/name.",
     "  With --onnx: a sentence-embedding model for encoder/onnx instead: onnx/model.onnx (or --onnx-file) with its external data,",
     "  tokenizer, modules.json, sentence_bert_config.json and 1_Pooling/config.json; no safetensors.",
