@@ -11,6 +11,15 @@ and writes, per adapted module (layer.target), <out>/<module>.delta.f64 (the mer
 float64 little-endian, [out, in] row-major) and <out>/report.json with, per module, the singular
 values of the delta and the energy a rank-R truncation keeps (np.linalg.svd, full).
 
+Optional keys:
+- "space": "factors": PEFT's non-SVD combinations instead: the A's merged with weights
+  sign(w s) sqrt(|w s|) and the B's with sqrt(|w s|) (s = the adapter's scaling), lambda applied
+  to B; the delta written is B A. DARE masks are then <module>.A.<k>.u8 and <module>.B.<k>.u8.
+- "twin": {"shared_rank": Rs, "exclusive_rank": Re}: Twin-Merging's parts: the merged delta is the
+  shared part; expert k's exclusive part is its delta (zero where it does not adapt the module)
+  minus the shared part. Written: <module>.shared.f64 and <module>.exclusive.<k>.f64, each
+  truncated to its rank by a full SVD (U_r S_r V_r^T).
+
 Semantics follow PEFT's merge_utils (magnitude_based_pruning: top int(density * n) by |x|;
 random_pruning; calculate_majority_sign_mask; disjoint_merge), written here from their
 definitions with NumPy only (Debian's python3-numpy).
@@ -95,6 +104,17 @@ def merge(tasks: list[np.ndarray], weights: list[float], method: dict, masks: li
     return out * method["lambda"]
 
 
+def truncate(m: np.ndarray, rank: int) -> np.ndarray:
+    u, s, vt = np.linalg.svd(m, full_matrices=False)
+    return (u[:, :rank] * s[:rank]) @ vt[:rank]
+
+
+def read_masks(folder: str | None, prefix: str, count: int, shape: tuple[int, ...]) -> list[np.ndarray] | None:
+    if not folder:
+        return None
+    return [np.fromfile(os.path.join(folder, f"{prefix}.{n}.u8"), dtype=np.uint8).reshape(shape).astype(bool) for n in range(count)]
+
+
 def main() -> int:
     job = json.load(sys.stdin)
     adapters = [read_adapter(a) for a in job["adapters"]]
@@ -107,11 +127,25 @@ def main() -> int:
         weights = [job["weights"][i] for i, _, _ in present]
         if job["method"].get("cat"):
             delta = sum(w * d for w, d in zip(weights, deltas))
+        elif job.get("space") == "factors":
+            ws = [w * scale_of(conf) for w, (_, conf, _) in zip(weights, present)]
+            wa = [math.copysign(math.sqrt(abs(w)), w) for w in ws]
+            wb = [math.sqrt(abs(w)) for w in ws]
+            once = {**job["method"], "lambda": 1.0}
+            a_s = [a for _, _, (a, _) in present]
+            b_s = [b for _, _, (_, b) in present]
+            a = merge(a_s, wa, once, read_masks(job.get("masks"), f"{key}.A", len(present), a_s[0].shape))
+            b = merge(b_s, wb, once, read_masks(job.get("masks"), f"{key}.B", len(present), b_s[0].shape)) * job["method"]["lambda"]
+            delta = b @ a
         else:
-            masks = None
-            if job.get("masks"):
-                masks = [np.fromfile(os.path.join(job["masks"], f"{key}.{n}.u8"), dtype=np.uint8).reshape(deltas[0].shape).astype(bool) for n in range(len(present))]
+            masks = read_masks(job.get("masks"), key, len(present), deltas[0].shape)
             delta = merge(deltas, weights, job["method"], masks)
+        if job.get("twin"):
+            tw = job["twin"]
+            truncate(delta, tw["shared_rank"]).astype("<f8").tofile(os.path.join(job["out"], f"{key}.shared.f64"))
+            for k, (conf, mods) in enumerate(adapters):
+                own = scale_of(conf) * (mods[key][1] @ mods[key][0]) if key in mods else np.zeros_like(delta)
+                truncate(own - delta, tw["exclusive_rank"]).astype("<f8").tofile(os.path.join(job["out"], f"{key}.exclusive.{k}.f64"))
         delta.astype("<f8").tofile(os.path.join(job["out"], f"{key}.delta.f64"))
         s = np.linalg.svd(delta, compute_uv=False)
         total = float((s**2).sum())

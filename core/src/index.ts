@@ -42,5 +42,6 @@ export { workflowJsonSchema, configKeyDocs } from "./json-schema.ts";
 export { main as cli } from "./cli/main.ts";
 export type { CliCommand } from "./cli/main.ts";
 export type { CommandSpec, FlagSpec, ParsedArgs } from "./cli/args.ts";
+export { numberFlag } from "./cli/args.ts";
 export { progressFor } from "./cli/output.ts";
 export type { Io } from "./cli/output.ts";

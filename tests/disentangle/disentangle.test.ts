@@ -7,29 +7,20 @@
  * dimension (encoder/onnx, 8-d) refused against them.
  */
 import * as assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, test } from "node:test";
 import { openSafetensorsFile, readModelConfig, readPeftAdapter, writeTinyCheckpoint, writeTinySentenceModel } from "@bdc/lm-local";
 import { checkSandbox } from "@bdc/reward-python";
+import { runBdc } from "../cli.ts";
 
 const here = import.meta.dirname;
 const repo = path.resolve(here, "../..");
-const bin = path.join(repo, "core/src/cli/bin.ts");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-disentangle-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function bdc(cwd: string, ...args: string[]): { code: number | null; out: string; err: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", bin, ...args], {
-    cwd,
-    encoding: "utf8",
-    env: { ...process.env, INIT_CWD: undefined, npm_lifecycle_event: undefined, BDC_ONNX_CACHE: path.join(tmp, "onnx"), NO_COLOR: "1" },
-    timeout: 180_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const bdc = (cwd: string, ...args: string[]) => runBdc(cwd, args, { onnxCache: path.join(tmp, "onnx"), timeoutMs: 180_000 });
 
 const readJsonl = <T>(file: string): T[] => fs.readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l) as T);
 

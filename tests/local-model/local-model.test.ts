@@ -15,7 +15,6 @@
  * nothing is written under the repository's .cache.
  */
 import * as assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -23,12 +22,12 @@ import { after, before, test } from "node:test";
 import { cli } from "@bdc/core";
 import { CausalLM, embedTexts, readVectorRows, writeTinyCheckpoint } from "@bdc/lm-local";
 import { checkSandbox } from "@bdc/reward-python";
+import { runBdc } from "../cli.ts";
 import { CUDA_INSTALL_HINT, cudaUnavailableReason } from "../../plugins/onnx-graph/src/index.ts";
 
 const here = import.meta.dirname;
 const fixtures = path.join(here, "fixtures");
 const repo = path.resolve(here, "../..");
-const bin = path.join(repo, "core/src/cli/bin.ts");
 const PROBLEMS = path.join(repo, "workflows/data/quickstart-problems.jsonl");
 const HIDDEN = 64;
 
@@ -48,17 +47,7 @@ after(() => {
   if (tmp !== "") fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-/** The real CLI in a process of its own, from the fixtures folder. */
-function bdc(...args: string[]): { code: number | null; out: string; err: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", bin, ...args], {
-    cwd: fixtures,
-    encoding: "utf8",
-    // Without pnpm's INIT_CWD/npm_lifecycle_event (set under `pnpm test`): the CLI would take INIT_CWD as the user's folder.
-    env: { ...process.env, INIT_CWD: undefined, npm_lifecycle_event: undefined, BDC_ONNX_CACHE: onnxCache, NO_COLOR: "1" },
-    timeout: 120_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const bdc = (...args: string[]) => runBdc(fixtures, args, { onnxCache });
 
 /** `bdc` in this process (no process start-up: for the quick `validate` calls). */
 async function bdcInProcess(...args: string[]): Promise<{ code: number; out: string; err: string }> {

@@ -15,7 +15,6 @@
  * bubblewrap tests do) a missing torch fails them instead: CI installs it.
  */
 import * as assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -23,9 +22,9 @@ import { after, before, test, type TestContext } from "node:test";
 import { writeTinyCheckpoint } from "@bdc/lm-local";
 import { torchScore } from "../../benchmarks/src/torch-reference.ts";
 import { torchOrSkip } from "../torch.ts";
+import { runBdc } from "../cli.ts";
 
 const repo = path.resolve(import.meta.dirname, "../..");
-const bin = path.join(repo, "core/src/cli/bin.ts");
 const TOLERANCE = 1e-3;
 /** Longer than the llama3 case's original context (8 positions), so the scaled frequencies matter. */
 const TEXT = "def add(a, b):\n    return a + b\n\nprint(add(2, 40))  # the answer is 42";
@@ -39,15 +38,8 @@ after(() => {
   if (tmp !== "") fs.rmSync(tmp, { recursive: true, force: true });
 });
 
-function bdc(...args: string[]): { code: number | null; out: string; err: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", bin, ...args], {
-    cwd: repo, // where tsx resolves; every path given is absolute
-    encoding: "utf8",
-    env: { ...process.env, BDC_ONNX_CACHE: path.join(tmp, "onnx"), NO_COLOR: "1" },
-    timeout: 120_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+// From the repo (where tsx resolves); every path given is absolute.
+const bdc = (...args: string[]) => runBdc(repo, args, { onnxCache: path.join(tmp, "onnx") });
 
 function makeTiny(name: string, ...flags: string[]): string {
   const dir = path.join(tmp, name);

@@ -7,7 +7,11 @@
  *   arithmetic, TIES (both sign rules), magnitude pruning and concatenation; DARE and DARE-TIES
  *   with the same random masks (ours, handed to NumPy);
  * - the rank-R PEFT adapter re-factorised from it: the energy kept equals NumPy's full-SVD
- *   truncation to 1e-9, and the residual ||dW - B A||^2 is the optimal one, (1 - kept) ||dW||^2.
+ *   truncation to 1e-9, and the residual ||dW - B A||^2 is the optimal one, (1 - kept) ||dW||^2;
+ * - factor-space merging (PEFT's non-SVD combinations) on adapters of equal rank: B A equal to
+ *   NumPy's to 1e-6 of its largest entry (the factors are float32), DARE with the same masks;
+ * - Twin-Merging's parts: the shared and each exclusive part equal to NumPy's SVD truncation of
+ *   the TIES merge and of each expert's delta minus it, to 1e-6 of the largest entry.
  */
 import * as assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -16,7 +20,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { after, test } from "node:test";
 import { initLoraAdapter, moduleKey, normalizeLoraConfig, projectionDims, readModelConfig, writePeftAdapter, writeTinyCheckpoint, type LoraAdapter, type LoraTarget } from "@bdc/lm-local";
-import { concatenate, loraDelta, mergedDeltas, mergeToAdapter, type NamedAdapter } from "../../plugins/lora-merge/src/merge.ts";
+import { concatenate, loraDelta, mergedDeltas, mergeFactors, mergeToAdapter, type NamedAdapter } from "../../plugins/lora-merge/src/merge.ts";
+import { twinParts } from "../../plugins/lora-merge/src/twin.ts";
 import type { MergeSpec } from "../../plugins/lora-merge/src/merge-core.ts";
 import { numpyOrSkip } from "../torch.ts";
 
@@ -74,6 +79,17 @@ function product(adapter: LoraAdapter, key: string, target: LoraTarget): Float64
   return loraDelta(adapter.modules.get(key)!, adapter.config.rank, inDim, outDim, 1);
 }
 
+/** Max |B A - theirs| over a module, against 1e-6 of theirs' largest entry (the factors are float32, as a PEFT file holds them). */
+function assertProductMatches(adapter: LoraAdapter, key: string, file: string) {
+  const theirs = readF64(file);
+  const ba = product(adapter, key, key.split(".")[1] as LoraTarget);
+  const scale = maxAbs(theirs);
+  assert.ok(scale > 0, `${key}: a non-trivial delta`);
+  let worst = 0;
+  ba.forEach((x, i) => (worst = Math.max(worst, Math.abs(x - theirs[i]!))));
+  assert.ok(worst <= 1e-6 * scale, `${key} (${path.basename(file)}): max |BA - numpy| = ${worst} (scale ${scale})`);
+}
+
 for (const method of METHODS) {
   test(`${method.name}: merged deltas equal NumPy's; the rank-${RANK} adapter keeps NumPy's SVD energy`, (t) => {
     const python = numpyOrSkip(t);
@@ -116,13 +132,42 @@ test("concatenation (cat): exact, rank = the sum of the ranks, equal to NumPy's 
   const { adapter } = concatenate(ADAPTERS, model, weights);
   assert.equal(adapter.config.rank, 10);
   assert.deepEqual([adapter.config.targets, adapter.config.layers], [["q_proj", "v_proj", "down_proj"], [0, 1]]);
-  for (const key of adapter.modules.keys()) {
-    const theirs = readF64(path.join(out, `${key}.delta.f64`));
-    const ba = product(adapter, key, key.split(".")[1] as LoraTarget);
-    const scale = maxAbs(theirs);
-    let worst = 0;
-    ba.forEach((x, i) => (worst = Math.max(worst, Math.abs(x - theirs[i]!))));
-    // The factors are stored as float32 (what a PEFT file holds).
-    assert.ok(worst <= 1e-6 * scale, `${key}: max |BA - numpy| = ${worst}`);
+  for (const key of adapter.modules.keys()) assertProductMatches(adapter, key, path.join(out, `${key}.delta.f64`));
+});
+
+
+// Factor space needs equal ranks: a and c (rank 4) and one more, rsLoRA, on other modules.
+const EQUAL_RANKS: NamedAdapter[] = [ADAPTERS[0]!, ADAPTERS[2]!, randomAdapter("d", 4, { rank: 4, alpha: 4, rslora: true, targets: ["q_proj", "v_proj", "down_proj"], layers: [0, 1] })];
+
+for (const method of METHODS.filter((m) => ["linear", "ties (total)", "dare", "dare-ties"].includes(m.name))) {
+  test(`factor space, ${method.name}: B A equals NumPy's PEFT-style factor merge`, (t) => {
+    const python = numpyOrSkip(t);
+    if (python === undefined) return;
+    const out = path.join(tmp, `np-factors-${method.name.replace(/\W+/g, "-")}`);
+    const masksDir = path.join(out, "masks");
+    fs.mkdirSync(masksDir, { recursive: true });
+    const spec = { ...method.spec, weights: method.weights };
+    // The trace holds A's masks, then B's, one per adapter that adapts the module.
+    const { adapter } = mergeFactors(EQUAL_RANKS, model, {
+      method: method.name,
+      spec,
+      seed: 5,
+      onTrace: (key, trace) => trace.masks.forEach((mask, i) => fs.writeFileSync(path.join(masksDir, `${key}.${i < trace.masks.length / 2 ? "A" : "B"}.${i % (trace.masks.length / 2)}.u8`), mask)),
+    });
+    numpy(python, { adapters: EQUAL_RANKS.map((a) => a.name), weights: method.weights, method: spec, space: "factors", rank: RANK, masks: spec.sparsify?.method === "random" ? masksDir : null, out });
+    for (const key of adapter.modules.keys()) assertProductMatches(adapter, key, path.join(out, `${key}.delta.f64`));
+  });
+}
+
+test("Twin-Merging parts: shared and exclusive parts equal NumPy's truncations", (t) => {
+  const python = numpyOrSkip(t);
+  if (python === undefined) return;
+  const out = path.join(tmp, "np-twin");
+  const shared: MergeSpec = { weights: [1, 1, 1], sparsify: { method: "magnitude", density: 0.3 }, sign: "total", lambda: 1 };
+  const parts = twinParts(ADAPTERS, model, { shared, sharedRank: 4, exclusiveRank: 2, seed: 0 });
+  numpy(python, { adapters: ADAPTERS.map((a) => a.name), weights: shared.weights, method: shared, rank: RANK, masks: null, out, twin: { shared_rank: 4, exclusive_rank: 2 } });
+  for (const key of parts.shared.modules.keys()) {
+    assertProductMatches(parts.shared, key, path.join(out, `${key}.shared.f64`));
+    parts.exclusive.forEach((ex, k) => assertProductMatches(ex, key, path.join(out, `${key}.exclusive.${k}.f64`)));
   }
 });

@@ -4,29 +4,20 @@
  * adapter then serves policy/local (`adapter:`) as the agent of step/zero-shot.
  */
 import * as assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, test } from "node:test";
 import { readModelConfig, readPeftAdapter, writeTinyCheckpoint } from "@bdc/lm-local";
 import { checkSandbox } from "@bdc/reward-python";
+import { runBdc } from "../cli.ts";
 
 const here = import.meta.dirname;
 const repo = path.resolve(here, "../..");
-const bin = path.join(repo, "core/src/cli/bin.ts");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-train-workflow-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function bdc(cwd: string, ...args: string[]): { code: number | null; out: string; err: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", bin, ...args], {
-    cwd,
-    encoding: "utf8",
-    env: { ...process.env, INIT_CWD: undefined, npm_lifecycle_event: undefined, BDC_ONNX_CACHE: path.join(tmp, "onnx"), NO_COLOR: "1" },
-    timeout: 120_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const bdc = (cwd: string, ...args: string[]) => runBdc(cwd, args, { onnxCache: path.join(tmp, "onnx") });
 
 test("step/train-lora trains a PEFT adapter in a run, resume redoes nothing, and policy/local generates with it", { timeout: 120_000 }, () => {
   const model = path.join(tmp, "tiny");

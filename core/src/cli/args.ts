@@ -26,6 +26,18 @@ export interface ParsedArgs {
   readonly flags: Record<string, string | boolean | string[] | undefined>;
 }
 
+/**
+ * The number a string flag holds, undefined when the flag is absent; `usage` makes the error for a
+ * value that is not a finite number passing `check` ("--lr abc is not a positive number").
+ */
+export function numberFlag(args: ParsedArgs, name: string, check: (n: number) => boolean, what: string, usage: (message: string) => BdcError): number | undefined {
+  const raw = args.flags[name];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (typeof raw !== "string" || raw.trim() === "" || !Number.isFinite(n) || !check(n)) throw usage(`--${name} ${String(raw)} is not ${what}`);
+  return n;
+}
+
 export function parseCommandArgs(spec: CommandSpec, argv: ReadonlyArray<string>): ParsedArgs {
   const options = Object.fromEntries(
     Object.entries({ ...spec.flags, help: { type: "boolean", short: "h", description: "" } as FlagSpec }).map(([k, f]) => [

@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { BdcError, BdcErrors, type CliCommand, type Io, type ParsedArgs } from "@bdc/core";
+import { BdcError, BdcErrors, numberFlag as parseNumberFlag, type CliCommand, type Io, type ParsedArgs } from "@bdc/core";
 import { LORA_TARGETS, type LoraTarget } from "./lora/adapter.ts";
 import { SCHEDULES, type Schedule } from "./train/optimizer.ts";
 import { TrainProgressDisplay } from "./train/progress.ts";
@@ -88,13 +88,7 @@ const spec = {
 
 const usage = (message: string) => new BdcError({ code: "BDC_USAGE", message: `bdc lm: ${message}`, hint: `usage: ${spec.usage}` });
 
-function numberFlag(args: ParsedArgs, name: string, check: (n: number) => boolean, what: string): number | undefined {
-  const raw = args.flags[name];
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (typeof raw !== "string" || raw.trim() === "" || !Number.isFinite(n) || !check(n)) throw usage(`--${name} ${String(raw)} is not ${what}`);
-  return n;
-}
+const numberFlag = (args: ParsedArgs, name: string, check: (n: number) => boolean, what: string) => parseNumberFlag(args, name, check, what, usage);
 
 const isPositiveInt = (n: number) => Number.isInteger(n) && n > 0;
 

@@ -4,7 +4,7 @@
  * {"out", "output", "method", "rank", "energy_kept", "notes"}.
  */
 import * as path from "node:path";
-import { BdcError, BdcErrors, type CliCommand, type Io, type ParsedArgs } from "@bdc/core";
+import { BdcError, BdcErrors, numberFlag, type CliCommand, type Io, type ParsedArgs } from "@bdc/core";
 import { resolveModelDir } from "@bdc/lm-local";
 import { METHODS, PRESET_DEFAULTS, type MethodName } from "./presets.ts";
 import { runMerge } from "./run-merge.ts";
@@ -45,13 +45,7 @@ const spec = {
 
 const usage = (message: string) => new BdcError({ code: "BDC_USAGE", message: `bdc lora: ${message}`, hint: `usage: ${spec.usage}` });
 
-function num(args: ParsedArgs, name: string, check: (n: number) => boolean, what: string): number | undefined {
-  const raw = args.flags[name];
-  if (raw === undefined) return undefined;
-  const n = Number(raw);
-  if (typeof raw !== "string" || raw.trim() === "" || !Number.isFinite(n) || !check(n)) throw usage(`--${name} ${String(raw)} is not ${what}`);
-  return n;
-}
+const num = (args: ParsedArgs, name: string, check: (n: number) => boolean, what: string) => numberFlag(args, name, check, what, usage);
 
 async function merge(io: Io, args: ParsedArgs): Promise<number> {
   const str = (name: string) => (typeof args.flags[name] === "string" ? (args.flags[name] as string) : undefined);
