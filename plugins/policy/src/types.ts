@@ -141,6 +141,10 @@ export interface Encoder {
   readonly model: string;
   readonly dimension: number;
   embed(texts: ReadonlyArray<string>, options?: { readonly signal?: AbortSignal }): Promise<Float32Array[]>;
+  /** The encoder's window in tokens (longer texts are truncated), when it has a known one. */
+  readonly maxTokens?: number | undefined;
+  /** How many tokens `text` is to this encoder (with its special tokens), to count truncated inputs. */
+  countTokens?(text: string): number;
 }
 
 declare module "@bdc/core" {

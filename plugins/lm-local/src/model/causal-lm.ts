@@ -10,6 +10,7 @@ import { readModelConfig, type ModelConfig } from "../checkpoint/config.ts";
 import { loadTokenizer, type LoadedTokenizer } from "../checkpoint/tokenizer.ts";
 import { compiledKey, compiledModel } from "./compiled-cache.ts";
 import { moduleKey, projectionDims, loraScale, type LoraAdapter } from "../lora/adapter.ts";
+import { isComposition, type Composition, type ExpertStack } from "../lora/composition.ts";
 import { readPeftAdapter } from "../lora/peft.ts";
 import { buildLlamaGraph, inputNames, MASKED } from "./llama-graph.ts";
 import { LORA_SCALE_INPUT, loraInputNames, slotLayers, type LoraSlots } from "./lora-slots.ts";
@@ -56,8 +57,8 @@ export interface ForwardRequest {
   readonly past?: KvCache | undefined;
   /** Positions of this call that get logits (default: the last). */
   readonly logitsAt?: ReadonlyArray<number> | undefined;
-  /** The adapter for this call (its modules must have slots in the graph); default: the load-time adapter, else none. */
-  readonly adapter?: LoraAdapter | undefined;
+  /** The adapter or composition of experts for this call (its modules must have slots in the graph); default: the load-time adapter, else none. */
+  readonly adapter?: LoraAdapter | Composition | undefined;
 }
 
 export interface ForwardResult {
@@ -128,49 +129,82 @@ export class CausalLM {
 
   /** The adapter of calls that bring none (the load-time `adapter` folder). */
   defaultAdapter: LoraAdapter | undefined;
-  private readonly feedCache = new WeakMap<LoraAdapter, Readonly<Record<string, ort.Tensor>>>();
+  private readonly factorCache = new WeakMap<object, Readonly<Record<string, ort.Tensor>>>();
   private baseFeeds: Readonly<Record<string, ort.Tensor>> | undefined;
 
   /**
-   * The slot inputs for `adapter` (undefined: the base model). A slot the adapter does not adapt
-   * gets a rank-1 zero update; an adapted module without a slot is an error.
+   * The slot inputs for `adapter` (undefined: the base model) or a composition of experts, for a
+   * batch of `batch` rows. A slot the adapter does not adapt gets a rank-1 zero update; an adapted
+   * module without a slot is an error. Graphs built with gates take ones for a plain adapter and
+   * the composition's gates (the same for every row) for a composition.
    */
-  loraFeeds(adapter: LoraAdapter | undefined): Readonly<Record<string, ort.Tensor>> {
+  loraFeeds(adapter: LoraAdapter | Composition | undefined, batch = 1): Readonly<Record<string, ort.Tensor>> {
     if (this.slots === undefined) {
       if (adapter !== undefined) throw new BdcError({ code: "BDC_ADAPTER_SLOTS", message: `${this.dir} was loaded without LoRA slots; an adapter cannot be applied`, hint: "load the model with the adapter (adapter: DIR) or with lora slots covering its modules" });
       return {};
     }
-    const cached = adapter === undefined ? this.baseFeeds : this.feedCache.get(adapter);
-    if (cached !== undefined) return cached;
     const slots = this.slots;
+    const composition = adapter !== undefined && isComposition(adapter) ? adapter : undefined;
+    if (composition !== undefined && slots.gates !== true) {
+      throw new BdcError({ code: "BDC_ADAPTER_SLOTS", message: `${this.dir} was loaded without gated LoRA slots; a composition of experts cannot be applied`, hint: "load the model with lora slots { gates: true } covering the experts' modules" });
+    }
+    const plain = composition === undefined ? (adapter as LoraAdapter | undefined) : undefined;
+    const factors = this.factorFeeds(composition?.stack ?? plain);
+    if (slots.gates !== true) return factors;
+    const feeds: Record<string, ort.Tensor> = { ...factors };
+    if (composition !== undefined) feeds[LORA_SCALE_INPUT] = this.floatTensor(Float32Array.of(composition.scale), [1]);
+    for (const layer of slotLayers(slots, this.config.numLayers)) {
+      for (const target of slots.targets) {
+        const key = moduleKey(layer, target);
+        const R = factors[loraInputNames(layer, target).a]!.dims[0]!;
+        const gates = new Float32Array(batch * R);
+        const g = composition?.gates.get(key);
+        if (composition !== undefined && composition.stack.modules.has(key)) {
+          if (g === undefined || g.length !== R) throw new BdcError({ code: "BDC_COMPOSITION", message: `the composition has ${g?.length ?? "no"} gates for layer ${layer} ${target}; its ${composition.stack.experts.length} experts of rank ${composition.stack.rank} need ${R}` });
+          for (let b = 0; b < batch; b++) gates.set(g, b * R);
+        } else gates.fill(1);
+        feeds[loraInputNames(layer, target).gates] = this.floatTensor(gates, [batch, 1, R]);
+      }
+    }
+    return feeds;
+  }
+
+  /** A/B (and the scale) of every slot for an adapter or a stack of experts, cached per object. */
+  private factorFeeds(source: LoraAdapter | ExpertStack | undefined): Readonly<Record<string, ort.Tensor>> {
+    const cached = source === undefined ? this.baseFeeds : this.factorCache.get(source);
+    if (cached !== undefined) return cached;
+    const slots = this.slots!;
     const layers = slotLayers(slots, this.config.numLayers);
-    if (adapter !== undefined) {
-      for (const layer of adapter.config.layers) {
-        for (const target of adapter.config.targets) {
-          if (!layers.includes(layer) || !slots.targets.includes(target)) {
-            throw new BdcError({
-              code: "BDC_ADAPTER_SLOTS",
-              message: `the adapter adapts layer ${layer} ${target}, but ${this.dir} was loaded with LoRA slots on ${slots.targets.join(", ")} of layers ${layers.join(", ")}`,
-              hint: "load the model with slots covering the adapter's target modules and layers",
-            });
-          }
+    const isStack = source !== undefined && "experts" in source;
+    const sourceTargets = source === undefined ? [] : isStack ? source.targets : source.config.targets;
+    const sourceLayers = source === undefined ? [] : isStack ? source.layers : source.config.layers;
+    for (const layer of sourceLayers) {
+      for (const target of sourceTargets) {
+        if (!layers.includes(layer) || !slots.targets.includes(target)) {
+          throw new BdcError({
+            code: "BDC_ADAPTER_SLOTS",
+            message: `the ${isStack ? "experts adapt" : "adapter adapts"} layer ${layer} ${target}, but ${this.dir} was loaded with LoRA slots on ${slots.targets.join(", ")} of layers ${layers.join(", ")}`,
+            hint: "load the model with slots covering the adapter's target modules and layers",
+          });
         }
       }
     }
     const dims = projectionDims(this.config);
-    const feeds: Record<string, ort.Tensor> = { [LORA_SCALE_INPUT]: this.floatTensor(Float32Array.of(adapter === undefined ? 0 : loraScale(adapter.config)), [1]) };
+    const rank = source === undefined ? 1 : isStack ? source.rank * source.experts.length : source.config.rank;
+    const scale = source === undefined || isStack ? 0 : loraScale(source.config);
+    const feeds: Record<string, ort.Tensor> = { [LORA_SCALE_INPUT]: this.floatTensor(Float32Array.of(scale), [1]) };
     for (const layer of layers) {
       for (const target of slots.targets) {
         const names = loraInputNames(layer, target);
-        const m = adapter?.modules.get(moduleKey(layer, target));
+        const m = source?.modules.get(moduleKey(layer, target));
         const [inDim, outDim] = dims[target];
-        const r = m === undefined ? 1 : adapter!.config.rank;
+        const r = m === undefined ? 1 : rank;
         feeds[names.a] = this.floatTensor(m?.A ?? new Float32Array(inDim), [r, inDim]);
         feeds[names.b] = this.floatTensor(m?.B ?? new Float32Array(outDim), [outDim, r]);
       }
     }
-    if (adapter === undefined) this.baseFeeds = feeds;
-    else this.feedCache.set(adapter, feeds);
+    if (source === undefined) this.baseFeeds = feeds;
+    else this.factorCache.set(source, feeds);
     return feeds;
   }
 
@@ -213,7 +247,7 @@ export class CausalLM {
       [inputNames.positions]: new ort.Tensor("int64", positions, [batch, seq]),
       [inputNames.bias]: this.floatTensor(bias, [batch, 1, seq, total]),
       [inputNames.logitsIndex]: new ort.Tensor("int64", BigInt64Array.from(logitsAt.map(BigInt)), [logitsAt.length]),
-      ...this.loraFeeds(request.adapter ?? this.defaultAdapter),
+      ...this.loraFeeds(request.adapter ?? this.defaultAdapter, batch),
     };
     const rowSize = this.config.numKvHeads * this.config.headDim;
     const pastDims = [batch, past.length, this.config.numKvHeads, this.config.headDim];

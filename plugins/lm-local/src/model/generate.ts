@@ -4,6 +4,7 @@
  */
 import { BdcError } from "@bdc/core";
 import type { LoraAdapter } from "../lora/adapter.ts";
+import type { Composition } from "../lora/composition.ts";
 import type { CausalLM } from "./causal-lm.ts";
 import { Sampler, type SamplingOptions } from "./sampler.ts";
 
@@ -15,7 +16,7 @@ export interface GenerateOptions extends SamplingOptions {
   /** Called with the text so far after each token (streaming). */
   readonly onText?: ((text: string) => void) | undefined;
   /** A LoRA adapter for this generation (the model must have slots for it). */
-  readonly adapter?: LoraAdapter | undefined;
+  readonly adapter?: LoraAdapter | Composition | undefined;
 }
 
 export interface Generation {

@@ -164,7 +164,9 @@ export function llamaDecoder(g: GraphBuilder, config: ModelConfig, weights: Chec
     return g.scope(`lora.${target}`, () => {
       const input = lora.dropout === true ? g.mul(x, loraInput(names.dropout, ["B", "S", inDim])) : x;
       // ONNX Runtime fuses Transpose into MatMul (FusedMatMul with transB): A and B are read in place.
-      return g.add(y, g.mul(g.matMul(g.matMul(input, g.transpose(a, [1, 0])), g.transpose(b, [1, 0])), loraScale!));
+      let down = g.matMul(input, g.transpose(a, [1, 0]));
+      if (lora.gates === true) down = g.mul(down, loraInput(names.gates, ["B", 1, r]));
+      return g.add(y, g.mul(g.matMul(down, g.transpose(b, [1, 0])), loraScale!));
     });
   };
 

@@ -77,6 +77,8 @@ export default definePlugin({
         calls++;
         return out;
       },
+      maxTokens: model.maxTokens,
+      countTokens: (text) => model.tokenizer.encode(text, { addSpecialTokens: true }).length,
       stats: () => ({ texts, calls }),
       close: () => model.close(),
     };

@@ -8,6 +8,7 @@ const example = (len: number, loss: number[], i: number): TrainingExample => ({
   ids: Array.from({ length: len }, (_, t) => 100 * i + t + 1),
   lossMask: Uint8Array.from({ length: len }, (_, t) => (loss.includes(t) ? 1 : 0)),
   source: `f:${i + 1}`,
+  input: "",
 });
 
 test("epochs are seeded permutations cut into batches; a seed and epoch give the same order", () => {

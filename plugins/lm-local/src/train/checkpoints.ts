@@ -41,7 +41,7 @@ export interface TrainerState {
 }
 
 export const STATE_FILE = "trainer_state.json";
-const OPTIMIZER_FILE = "optimizer.safetensors";
+export const OPTIMIZER_FILE = "optimizer.safetensors";
 const PREFIX = "checkpoint-";
 
 export interface LoadedCheckpoint {
@@ -79,20 +79,23 @@ export class CheckpointStore {
   }
 
   save(step: number, adapter: LoraAdapter, model: ModelConfig, moments: ReadonlyMap<string, MomentState>, state: TrainerState): string {
+    return this.saveFiles(step, [
+      [ADAPTER_WEIGHTS, safetensorsBytes(peftTensors(adapter, model))],
+      [ADAPTER_CONFIG, `${JSON.stringify(peftConfigJson(adapter.config, model.numLayers), null, 2)}\n`],
+      [OPTIMIZER_FILE, momentsBytes(moments)],
+      [STATE_FILE, `${JSON.stringify(state, null, 2)}\n`],
+    ]);
+  }
+
+  /** Writes `checkpoint-<step>/` atomically from named files; the last file must be the state file (it marks the folder complete). */
+  saveFiles(step: number, files: ReadonlyArray<readonly [string, Uint8Array | string]>): string {
+    if (files.at(-1)?.[0] !== STATE_FILE) throw new Error(`saveFiles: the last file must be ${STATE_FILE}`);
     const final = path.join(this.dir, `${PREFIX}${step}`);
     const tmp = path.join(this.dir, `.${PREFIX}${step}.${process.pid}.tmp`);
     try {
       fs.rmSync(tmp, { recursive: true, force: true });
       fs.mkdirSync(tmp, { recursive: true });
-      this.io.writeFile(path.join(tmp, ADAPTER_WEIGHTS), safetensorsBytes(peftTensors(adapter, model)));
-      this.io.writeFile(path.join(tmp, ADAPTER_CONFIG), `${JSON.stringify(peftConfigJson(adapter.config, model.numLayers), null, 2)}\n`);
-      const tensors = [...moments].flatMap(([name, s]) => [
-        { name: `exp_avg/${name}`, dtype: "F32" as const, shape: [s.m.length], data: s.m },
-        { name: `exp_avg_sq/${name}`, dtype: "F32" as const, shape: [s.v.length], data: s.v },
-      ]);
-      this.io.writeFile(path.join(tmp, OPTIMIZER_FILE), safetensorsBytes(tensors));
-      // Last: a folder with its state file is a complete checkpoint.
-      this.io.writeFile(path.join(tmp, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+      for (const [name, data] of files) this.io.writeFile(path.join(tmp, name), data);
       fs.rmSync(final, { recursive: true, force: true });
       fs.renameSync(tmp, final);
       syncDir(this.dir);
@@ -112,19 +115,33 @@ export class CheckpointStore {
   }
 
   load(dir: string, model: ModelConfig): LoadedCheckpoint {
-    const adapter = readPeftAdapter(dir, model);
-    const state = JSON.parse(fs.readFileSync(path.join(dir, STATE_FILE), "utf8")) as TrainerState;
-    const file = openSafetensorsFile(path.join(dir, OPTIMIZER_FILE));
-    const moments = new Map<string, MomentState>();
-    try {
-      for (const name of file.names()) {
-        const [kind, param] = [name.slice(0, name.indexOf("/")), name.slice(name.indexOf("/") + 1)];
-        const entry = moments.get(param) ?? { m: new Float32Array(0), v: new Float32Array(0) };
-        moments.set(param, kind === "exp_avg" ? { ...entry, m: file.readFloat32(name) } : { ...entry, v: file.readFloat32(name) });
-      }
-    } finally {
-      file.close();
-    }
-    return { dir, adapter, moments, state };
+    return { dir, adapter: readPeftAdapter(dir, model), moments: readMoments(dir), state: readState(dir) };
   }
+}
+
+export const readState = (dir: string): TrainerState => JSON.parse(fs.readFileSync(path.join(dir, STATE_FILE), "utf8")) as TrainerState;
+
+/** The optimizer moments as one safetensors file (exp_avg/<param>, exp_avg_sq/<param>, torch's names). */
+export function momentsBytes(moments: ReadonlyMap<string, MomentState>): Uint8Array {
+  return safetensorsBytes(
+    [...moments].flatMap(([name, s]) => [
+      { name: `exp_avg/${name}`, dtype: "F32" as const, shape: [s.m.length], data: s.m },
+      { name: `exp_avg_sq/${name}`, dtype: "F32" as const, shape: [s.v.length], data: s.v },
+    ]),
+  );
+}
+
+export function readMoments(dir: string): Map<string, MomentState> {
+  const file = openSafetensorsFile(path.join(dir, OPTIMIZER_FILE));
+  const moments = new Map<string, MomentState>();
+  try {
+    for (const name of file.names()) {
+      const [kind, param] = [name.slice(0, name.indexOf("/")), name.slice(name.indexOf("/") + 1)];
+      const entry = moments.get(param) ?? { m: new Float32Array(0), v: new Float32Array(0) };
+      moments.set(param, kind === "exp_avg" ? { ...entry, m: file.readFloat32(name) } : { ...entry, v: file.readFloat32(name) });
+    }
+  } finally {
+    file.close();
+  }
+  return moments;
 }

@@ -28,6 +28,8 @@ export interface TrainingExample {
   readonly lossMask: Uint8Array;
   /** "file:line" */
   readonly source: string;
+  /** The row's input as text (`inputText`): what an input-aware composer embeds. */
+  readonly input: string;
 }
 
 export interface DataReport {
@@ -96,23 +98,37 @@ function chatParts(tokenizer: LoadedTokenizer, messages: ReadonlyArray<ChatMessa
   return parts;
 }
 
-function rowParts(tokenizer: LoadedTokenizer, row: Record<string, unknown>): { parts: Part[]; format: string; eos: boolean } {
-  if ("messages" in row) return { parts: chatParts(tokenizer, messagesOf(row["messages"], "messages"), 0), format: "messages", eos: false };
+/**
+ * The input of a conversation as one text: its user turns, joined by a blank line (no system
+ * prompt, no assistant turn). The hypernetwork embeds this at training time (the rows' prompts)
+ * and at generation time (the request's messages), so both see the same text.
+ */
+export function inputText(messages: ReadonlyArray<ChatMessage>): string {
+  const user = messages.filter((m) => m.role === "user").map((m) => m.content);
+  return user.length > 0 ? user.join("\n\n") : messages.map((m) => m.content).join("\n\n");
+}
+
+function rowParts(tokenizer: LoadedTokenizer, row: Record<string, unknown>): { parts: Part[]; format: string; eos: boolean; input: string } {
+  if ("messages" in row) {
+    const messages = messagesOf(row["messages"], "messages");
+    const firstAnswer = messages.findIndex((m) => m.role === "assistant");
+    return { parts: chatParts(tokenizer, messages, 0), format: "messages", eos: false, input: inputText(messages.slice(0, firstAnswer < 0 ? messages.length : firstAnswer)) };
+  }
   if ("prompt" in row || "completion" in row) {
     const { prompt, completion } = row as { prompt?: unknown; completion?: unknown };
     if (typeof prompt === "string" && typeof completion === "string") {
       if (completion === "") throw new RowError(`"completion" is empty`);
-      return { parts: [{ text: prompt, loss: false, special: true }, { text: completion, loss: true }], format: "prompt-completion", eos: true };
+      return { parts: [{ text: prompt, loss: false, special: true }, { text: completion, loss: true }], format: "prompt-completion", eos: true, input: prompt };
     }
     if (Array.isArray(prompt) && Array.isArray(completion)) {
       const p = messagesOf(prompt, "prompt");
-      return { parts: chatParts(tokenizer, [...p, ...messagesOf(completion, "completion")], p.length), format: "prompt-completion (messages)", eos: false };
+      return { parts: chatParts(tokenizer, [...p, ...messagesOf(completion, "completion")], p.length), format: "prompt-completion (messages)", eos: false, input: inputText(p) };
     }
     throw new RowError(`"prompt" and "completion" must both be strings or both be message lists`);
   }
   if ("text" in row) {
     if (typeof row["text"] !== "string" || row["text"] === "") throw new RowError(`"text" must be a non-empty string`);
-    return { parts: [{ text: row["text"], loss: true, special: true }], format: "text", eos: true };
+    return { parts: [{ text: row["text"], loss: true, special: true }], format: "text", eos: true, input: row["text"] };
   }
   const keys = Object.keys(row);
   throw new RowError(`a row needs "messages", "prompt" + "completion", or "text" (it has ${keys.length === 0 ? "no keys" : keys.map((k) => JSON.stringify(k)).join(", ")})`);
@@ -149,7 +165,7 @@ export function loadTrainingData(file: string, tokenizer: LoadedTokenizer, optio
         throw new RowError(`not JSON (${(e as Error).message})`);
       }
       if (typeof row !== "object" || row === null || Array.isArray(row)) throw new RowError("a row must be a JSON object");
-      const { parts, format, eos: addEos } = rowParts(tokenizer, row as Record<string, unknown>);
+      const { parts, format, eos: addEos, input } = rowParts(tokenizer, row as Record<string, unknown>);
       formats[format] = (formats[format] ?? 0) + 1;
       const ids: number[] = [];
       const mask: number[] = [];
@@ -180,7 +196,7 @@ export function loadTrainingData(file: string, tokenizer: LoadedTokenizer, optio
       }
       tokens += ids.length;
       completionTokens += lossTokens;
-      examples.push({ ids, lossMask: Uint8Array.from(mask), source: where });
+      examples.push({ ids, lossMask: Uint8Array.from(mask), source: where, input });
     } catch (e) {
       if (!(e instanceof RowError) && !(e instanceof BdcError)) throw e;
       if (problems.length < MAX_PROBLEMS) problems.push(`${where}: ${e.message}`);

@@ -12,7 +12,6 @@
  * a resumed run computes exactly what an uninterrupted one does: the final adapter is
  * bit-identical given the same CPU thread count.
  */
-import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -34,7 +33,8 @@ import { CheckpointStore, type CheckpointIo, type TrainerState } from "./checkpo
 import { loadTrainingData, type DataReport, type TrainingExample } from "./data.ts";
 import { readLossHistory, writeLossCurve } from "./loss-curve.ts";
 import { AdamW, clipGradNorm, learningRate, type Schedule } from "./optimizer.ts";
-import { buildLlamaTrainingGraph, gradOutputName, LOSS_OUTPUT, trainableInputs, trainingInputNames } from "./training-graph.ts";
+import { checkSameRun, hashArgs, sha256File } from "./run-args.ts";
+import { gradOutputName, LOSS_OUTPUT, openTrainingSession, trainableInputs, trainingInputNames } from "./training-graph.ts";
 
 export interface TrainArgs {
   /** Checkpoint folder of the base model. */
@@ -157,10 +157,6 @@ export const TRAIN_FILES = { args: "training_args.json", report: "train_report.j
 
 const fail = (message: string, hint?: string, code = "BDC_TRAIN_CONFIG") => new BdcError({ code, message, ...(hint === undefined ? {} : { hint }) });
 
-function sha256File(file: string): string {
-  return crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
-}
-
 /** Checks the numeric arguments; the messages name the flag/key. */
 export function checkTrainArgs(a: TrainArgs): void {
   const positiveInt = (name: string, v: number) => {
@@ -222,29 +218,6 @@ function resultArgs(a: TrainArgs, model: ModelConfig, lora: LoraConfig): Record<
   };
 }
 
-function hashArgs(args: Record<string, unknown>): string {
-  return crypto.createHash("sha256").update(JSON.stringify(args)).digest("hex").slice(0, 16);
-}
-
-/** Refuses to continue an output folder that another set of arguments started. */
-function checkSameRun(out: string, args: Record<string, unknown>): void {
-  const file = path.join(out, TRAIN_FILES.args);
-  if (!fs.existsSync(file)) return;
-  const before = (JSON.parse(fs.readFileSync(file, "utf8")) as { result?: Record<string, unknown> }).result ?? {};
-  const differ = Object.keys({ ...before, ...args }).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(args[k]));
-  if (differ.length === 0) return;
-  // A content key (data_sha256, model_files, ...) is named only when its path did not change too.
-  const base = (k: string) => k.replace(/_(sha256|files)$/, "");
-  const described = differ
-    .filter((k) => base(k) === k || !differ.includes(base(k)))
-    .map((k) => (base(k) === k ? `${k} was ${JSON.stringify(before[k])}, now ${JSON.stringify(args[k])}` : `the contents of ${base(k)} changed`));
-  throw new BdcError({
-    code: "BDC_RESUME_MISMATCH",
-    message: `${out} holds a training run with other arguments: ${described.join("; ")}`,
-    hint: "run with the same arguments to resume it, or choose another --out (or --overwrite to start over there)",
-  });
-}
-
 interface Slot {
   readonly layer: number;
   readonly target: LoraTarget;
@@ -264,7 +237,7 @@ export async function trainLora(args: TrainArgs, hooks: TrainHooks = {}): Promis
   const result = resultArgs(args, model, lora);
   const argsHash = hashArgs(result);
 
-  checkSameRun(out, result);
+  checkSameRun(path.join(out, TRAIN_FILES.args), result);
   const reportFile = path.join(out, TRAIN_FILES.report);
   if (fs.existsSync(reportFile)) {
     const report = JSON.parse(fs.readFileSync(reportFile, "utf8")) as TrainReport;
@@ -321,21 +294,8 @@ export async function trainLora(args: TrainArgs, hooks: TrainHooks = {}): Promis
   checkLoraAdapter(adapter, model);
   writeFileDurably(path.join(out, TRAIN_FILES.args), `${JSON.stringify({ result, threads, device: args.device ?? "cpu", save_steps: args.saveSteps, eval_steps: evalEvery, save_total_limit: args.saveTotalLimit, total_steps: totalSteps, warmup_steps: warmup }, null, 2)}\n`);
 
-  // The training graph, built once per checkpoint and slot layout (cached like the inference graph).
   const slots: LoraSlots = { targets: lora.targets, layers: lora.layers, dropout: lora.dropout > 0 };
-  const cacheDir = args.cacheDir ?? defaultOnnxCache();
-  let weights: CheckpointWeights | undefined;
-  let compiled: { modelPath: string; built: boolean };
-  try {
-    compiled = compiledModel(cacheDir, compiledKey(args.model, { train: true, slots }), () => {
-      log(`building the training graph of ${args.model} (${model.numLayers} layers, LoRA on ${lora.targets.join(", ")})`);
-      weights = openCheckpointWeights(args.model);
-      return buildLlamaTrainingGraph(model, weights, slots).graph;
-    });
-  } finally {
-    weights?.close();
-  }
-  const session = await openSession(compiled.modelPath, { device: "cpu", threads, prepack: false });
+  const session = await openTrainingSession(args.model, model, slots, { cacheDir: args.cacheDir, threads, log });
   try {
     const dims = projectionDims(model);
     const slotList: Slot[] = lora.layers.flatMap((layer) => lora.targets.map((target) => ({ layer, target, inDim: dims[target][0], outDim: dims[target][1] })));

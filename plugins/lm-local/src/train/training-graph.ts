@@ -8,13 +8,15 @@
  * causality, padding and packed-sequence boundaries are the caller's); loss_index [N] (flat
  * positions b*S+s whose next token is scored: the usual shift), labels [N, 1] (that next token),
  * loss_weight [N, 1]; the LoRA slots (lora.<layer>.<target>.A/B, lora.scale, and with dropout
- * lora.<layer>.<target>.dropout [B, S, in]).
+ * lora.<layer>.<target>.dropout [B, S, in], with gates lora.<layer>.<target>.G [B, 1, R]).
  * Outputs: loss [] = -sum(loss_weight * log p(label)) (weights of 1/count make it the mean), and
- * grad.<input> for each A and B.
+ * grad.<input> for each A and B, or for each G when the slots are gated.
  */
-import { gradients, GraphBuilder, type Graph } from "@bdc/onnx-graph";
+import { gradients, GraphBuilder, openSession, type Graph, type ort } from "@bdc/onnx-graph";
 import type { ModelConfig } from "../checkpoint/config.ts";
-import type { CheckpointWeights } from "../checkpoint/safetensors.ts";
+import { openCheckpointWeights, type CheckpointWeights } from "../checkpoint/safetensors.ts";
+import { defaultOnnxCache } from "../model/causal-lm.ts";
+import { compiledKey, compiledModel } from "../model/compiled-cache.ts";
 import { inputNames, llamaDecoder } from "../model/llama-graph.ts";
 import { loraInputNames, slotLayers, type LoraSlots } from "../model/lora-slots.ts";
 
@@ -32,16 +34,19 @@ export const gradOutputName = (input: string): string => `grad.${input}`;
 
 export interface TrainingGraph {
   readonly graph: Graph;
-  /** The differentiated inputs (every slot's A and B), in slot order. */
+  /** The differentiated inputs (every slot's A and B, or G), in slot order. */
   readonly trainable: ReadonlyArray<string>;
 }
 
-/** The differentiated graph inputs: every slot's A and B, in slot order. */
+/**
+ * The differentiated graph inputs, in slot order: every slot's A and B (LoRA training), or with
+ * gated slots every slot's gates G (the hypernetwork's training: the experts stay frozen).
+ */
 export function trainableInputs(config: ModelConfig, slots: LoraSlots): string[] {
   return slotLayers(slots, config.numLayers).flatMap((layer) =>
     slots.targets.flatMap((target) => {
       const names = loraInputNames(layer, target);
-      return [names.a, names.b];
+      return slots.gates === true ? [names.gates] : [names.a, names.b];
     }),
   );
 }
@@ -70,4 +75,29 @@ export function buildLlamaTrainingGraph(config: ModelConfig, weights: Checkpoint
   const grads = gradients(g, { loss, wrt });
   grads.forEach((grad, i) => g.output(grad, gradOutputName(trainable[i]!)));
   return { graph: g.build(), trainable };
+}
+
+/**
+ * A CPU session on the training graph of `modelDir` with these slots, built once per checkpoint
+ * and slot layout and cached like the inference graph. Weight pre-packing is off: it kept extra
+ * copies of the frozen weights in the training session (-390 MB on the 0.5B shape, same speed).
+ */
+export async function openTrainingSession(
+  modelDir: string,
+  model: ModelConfig,
+  slots: LoraSlots,
+  options: { readonly cacheDir?: string | undefined; readonly threads: number; readonly log?: ((line: string) => void) | undefined },
+): Promise<ort.InferenceSession> {
+  let weights: CheckpointWeights | undefined;
+  let compiled: { modelPath: string; built: boolean };
+  try {
+    compiled = compiledModel(options.cacheDir ?? defaultOnnxCache(), compiledKey(modelDir, { train: true, slots }), () => {
+      options.log?.(`building the training graph of ${modelDir} (${model.numLayers} layers, ${slots.gates === true ? "gated " : ""}LoRA slots on ${slots.targets.join(", ")})`);
+      weights = openCheckpointWeights(modelDir);
+      return buildLlamaTrainingGraph(model, weights, slots).graph;
+    });
+  } finally {
+    weights?.close();
+  }
+  return openSession(compiled.modelPath, { device: "cpu", threads: options.threads, prepack: false });
 }

@@ -1,0 +1,35 @@
+/**
+ * The identity of a training run: the arguments that decide its result, hashed, and kept in the
+ * output folder, so that a rerun with the same arguments resumes (or finds the work done) and one
+ * with other arguments is refused, naming what differs. Shared by every trainer (LoRA, hypernetwork).
+ */
+import * as crypto from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { BdcError } from "@bdc/core";
+
+export function sha256File(file: string): string {
+  return crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+}
+
+export function hashArgs(args: Record<string, unknown>): string {
+  return crypto.createHash("sha256").update(JSON.stringify(args)).digest("hex").slice(0, 16);
+}
+
+/** Refuses to continue an output folder whose args file (`{result: {...}}`) another set of arguments wrote. */
+export function checkSameRun(argsFile: string, args: Record<string, unknown>): void {
+  if (!fs.existsSync(argsFile)) return;
+  const before = (JSON.parse(fs.readFileSync(argsFile, "utf8")) as { result?: Record<string, unknown> }).result ?? {};
+  const differ = Object.keys({ ...before, ...args }).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(args[k]));
+  if (differ.length === 0) return;
+  // A content key (data_sha256, model_files, ...) is named only when its path did not change too.
+  const base = (k: string) => k.replace(/_(sha256|files)$/, "");
+  const described = differ
+    .filter((k) => base(k) === k || !differ.includes(base(k)))
+    .map((k) => (base(k) === k ? `${k} was ${JSON.stringify(before[k])}, now ${JSON.stringify(args[k])}` : `the contents of ${base(k)} changed`));
+  throw new BdcError({
+    code: "BDC_RESUME_MISMATCH",
+    message: `${path.dirname(argsFile)} holds a training run with other arguments: ${described.join("; ")}`,
+    hint: "run with the same arguments to resume it, or choose another --out (or --overwrite to start over there)",
+  });
+}
