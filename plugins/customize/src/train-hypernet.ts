@@ -144,6 +144,59 @@ export function loadExpertStack(experts: HypernetTrainArgs["experts"], model: Mo
   return { ...full, layers: keepLayers, targets: keepTargets, modules };
 }
 
+/**
+ * The gated training graph of one model over one stack of experts: loss and dL/dG of one row for
+ * given gates (batch 1: every row has its own gates). The experts' factors are fed once.
+ */
+export class GatedLoss {
+  private readonly factorFeeds: Record<string, ort.Tensor>;
+  private readonly slots: ReadonlyArray<{ readonly key: string; readonly gates: string }>;
+  private readonly R: number;
+
+  constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly model: ModelConfig,
+    stack: ExpertStack,
+    readonly scale: number,
+    private readonly maxLength: number,
+  ) {
+    const R = stack.rank * stack.experts.length;
+    this.R = R;
+    this.factorFeeds = { [LORA_SCALE_INPUT]: new ort.Tensor("float32", Float32Array.of(scale), [1]) };
+    const slots: Array<{ key: string; gates: string }> = [];
+    for (const layer of stack.layers) {
+      for (const target of stack.targets) {
+        const key = moduleKey(layer, target);
+        const m = stack.modules.get(key)!;
+        const names = loraInputNames(layer, target);
+        this.factorFeeds[names.a] = new ort.Tensor("float32", m.A, [R, m.A.length / R]);
+        this.factorFeeds[names.b] = new ort.Tensor("float32", m.B, [m.B.length / R, R]);
+        slots.push({ key, gates: names.gates });
+      }
+    }
+    this.slots = slots;
+  }
+
+  /** The loss of `example` (each completion token weighted by `tokenWeight`) and dL/dG per module. */
+  async run(example: TrainingExample, gates: ReadonlyMap<string, Float32Array>, tokenWeight: number): Promise<{ loss: number; gateGrads: Map<string, Float32Array> }> {
+    const [mb] = layoutStep([example], [0], { microBatch: 1, packing: false, maxLength: this.maxLength });
+    const S = mb!.seq;
+    const n = mb!.lossIndex.length;
+    const feeds: Record<string, ort.Tensor> = {
+      ...this.factorFeeds,
+      [trainingInputNames.ids]: new ort.Tensor("int64", BigInt64Array.from(mb!.ids.flat(), BigInt), [1, S]),
+      [trainingInputNames.positions]: new ort.Tensor("int64", BigInt64Array.from(mb!.positions.flat(), BigInt), [1, S]),
+      [trainingInputNames.bias]: new ort.Tensor("float32", attentionBias(mb!, MASKED.float32, this.model.slidingWindow), [1, 1, S, S]),
+      [trainingInputNames.lossIndex]: new ort.Tensor("int64", BigInt64Array.from(mb!.lossIndex, BigInt), [n]),
+      [trainingInputNames.labels]: new ort.Tensor("int64", BigInt64Array.from(mb!.labels, BigInt), [n, 1]),
+      [trainingInputNames.lossWeight]: new ort.Tensor("float32", new Float32Array(n).fill(tokenWeight), [n, 1]),
+    };
+    for (const s of this.slots) feeds[s.gates] = new ort.Tensor("float32", gates.get(s.key)!, [1, 1, this.R]);
+    const outputs = await this.session.run(feeds);
+    return { loss: outputs[LOSS_OUTPUT]!.data[0] as number, gateGrads: new Map(this.slots.map((s) => [s.key, outputs[gradOutputName(s.gates)]!.data as Float32Array])) };
+  }
+}
+
 export async function trainHypernet(args: HypernetTrainArgs, encoder: Encoder, hooks: HypernetTrainHooks = {}): Promise<{ report: HypernetTrainReport; alreadyDone: boolean }> {
   const log = hooks.log ?? (() => {});
   for (const [name, v] of [["epochs", args.epochs], ["batch", args.batch], ["max_length", args.maxLength], ["save_steps", args.saveSteps], ["hidden", args.hidden]] as const) {
@@ -233,44 +286,15 @@ export async function trainHypernet(args: HypernetTrainArgs, encoder: Encoder, h
   const slots: LoraSlots = { targets: stack.targets, layers: stack.layers, gates: true };
   const session = await openTrainingSession(args.model, model, slots, { cacheDir: args.cacheDir, threads, log });
   try {
+    const runner = new GatedLoss(session, model, stack, compositionScale(stack, args.gateScale, net.gateMass), args.maxLength);
     const R = net.R;
-    const scale = compositionScale(stack, args.gateScale, net.gateMass);
-    const factorFeeds: Record<string, ort.Tensor> = { [LORA_SCALE_INPUT]: new ort.Tensor("float32", Float32Array.of(scale), [1]) };
-    for (const key of stack.modules.keys()) {
-      const [layer, target] = [Number(key.slice(0, key.indexOf("."))), key.slice(key.indexOf(".") + 1) as LoraTarget];
-      const m = stack.modules.get(key)!;
-      const names = loraInputNames(layer, target);
-      factorFeeds[names.a] = new ort.Tensor("float32", m.A, [R, m.A.length / R]);
-      factorFeeds[names.b] = new ort.Tensor("float32", m.B, [m.B.length / R, R]);
-    }
-    const slotList = net.moduleKeys().map((key) => ({ key, names: loraInputNames(Number(key.slice(0, key.indexOf("."))), key.slice(key.indexOf(".") + 1) as LoraTarget) }));
-
-    /** Loss (weighted by tokenWeight) and dL/dG of one row. */
-    const runRow = async (example: TrainingExample, gates: ReadonlyMap<string, Float32Array>, tokenWeight: number) => {
-      const [mb] = layoutStep([example], [0], { microBatch: 1, packing: false, maxLength: args.maxLength });
-      const S = mb!.seq;
-      const n = mb!.lossIndex.length;
-      const feeds: Record<string, ort.Tensor> = {
-        ...factorFeeds,
-        [trainingInputNames.ids]: new ort.Tensor("int64", BigInt64Array.from(mb!.ids.flat(), BigInt), [1, S]),
-        [trainingInputNames.positions]: new ort.Tensor("int64", BigInt64Array.from(mb!.positions.flat(), BigInt), [1, S]),
-        [trainingInputNames.bias]: new ort.Tensor("float32", attentionBias(mb!, MASKED.float32, model.slidingWindow), [1, 1, S, S]),
-        [trainingInputNames.lossIndex]: new ort.Tensor("int64", BigInt64Array.from(mb!.lossIndex, BigInt), [n]),
-        [trainingInputNames.labels]: new ort.Tensor("int64", BigInt64Array.from(mb!.labels, BigInt), [n, 1]),
-        [trainingInputNames.lossWeight]: new ort.Tensor("float32", new Float32Array(n).fill(tokenWeight), [n, 1]),
-      };
-      for (const s of slotList) feeds[s.names.gates] = new ort.Tensor("float32", gates.get(s.key)!, [1, 1, R]);
-      const outputs = await session.run(feeds);
-      const loss = outputs[LOSS_OUTPUT]!.data[0] as number;
-      const gateGrads = new Map(slotList.map((s) => [s.key, outputs[gradOutputName(s.names.gates)]!.data as Float32Array]));
-      return { loss, gateGrads, tokens: n };
-    };
+    const scale = runner.scale;
 
     const evaluate = async (): Promise<number | undefined> => {
       if (evalSet === undefined) return undefined;
       const tokens = evalSet.examples.reduce((s, e) => s + e.lossMask.reduce((a, b) => a + b, 0), 0);
       let loss = 0;
-      for (const [i, e] of evalSet.examples.entries()) loss += (await runRow(e, net.forward(evalEmbeddings[i]!).gates, 1 / tokens)).loss;
+      for (const [i, e] of evalSet.examples.entries()) loss += (await runner.run(e, net.forward(evalEmbeddings[i]!).gates, 1 / tokens)).loss;
       return loss;
     };
 
@@ -307,7 +331,7 @@ export async function trainHypernet(args: HypernetTrainArgs, encoder: Encoder, h
       for (const i of rows) {
         if (hooks.signal?.aborted) throw new BdcError({ code: "BDC_INTERRUPTED", message: `hypernetwork training stopped during step ${step + 1}`, hint: "run the same command again to resume from the last checkpoint" });
         const { gates, trace } = net.forward(trainEmbeddings[i]!);
-        const row = await runRow(train.examples[i]!, gates, 1 / tokens);
+        const row = await runner.run(train.examples[i]!, gates, 1 / tokens);
         if (!Number.isFinite(row.loss)) {
           throw new BdcError({ code: "BDC_TRAIN_NONFINITE", message: `step ${step + 1}: the loss is ${row.loss} on ${train.examples[i]!.source}`, hint: `lower the learning rate (--lr ${args.lr}); the last checkpoint is kept and the same command resumes from it` });
         }
