@@ -8,6 +8,7 @@ export { buildLlamaGraph, inputNames, MASKED, type LlamaGraphOptions } from "./m
 export { LORA_SCALE_INPUT, loraInputNames, type LoraSlots } from "./model/lora-slots.ts";
 export * from "./lora/adapter.ts";
 export * from "./lora/composition.ts";
+export { compositionRecord, type Composer } from "./lora/composer.ts";
 export { ADAPTER_CONFIG, ADAPTER_WEIGHTS, hasPeftAdapter, peftConfigJson, peftTensorNames, readPeftAdapter, writePeftAdapter } from "./lora/peft.ts";
 export { leaseModel, loadedModels, type ModelLease } from "./model/model-pool.ts";
 export { Sampler, type SamplingOptions } from "./model/sampler.ts";

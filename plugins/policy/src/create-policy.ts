@@ -54,7 +54,7 @@ export function createPolicy(options: PolicyOptions): Policy & { stats(): Usage 
         totals.calls++;
         totals.cached++;
         kernel.emit("llm.call", { model: config.model, cached: true, input_tokens: hit.inputTokens, output_tokens: hit.outputTokens, latency_ms: latencyMs, retries: 0, cost_usd: 0, key });
-        return { text: hit.text, inputTokens: hit.inputTokens, outputTokens: hit.outputTokens, cached: true, latencyMs, retries: 0, costUsd: 0, finishReason: hit.finishReason, model: hit.model ?? config.model };
+        return { text: hit.text, inputTokens: hit.inputTokens, outputTokens: hit.outputTokens, cached: true, latencyMs, retries: 0, costUsd: 0, finishReason: hit.finishReason, model: hit.model ?? config.model, ...(hit.composition === undefined ? {} : { composition: hit.composition }) };
       }
       if (config.cache === "read-only") {
         const last = [...all].reverse().find((m) => m.role === "user")?.content ?? "";
@@ -76,7 +76,7 @@ export function createPolicy(options: PolicyOptions): Policy & { stats(): Usage 
       totals.cost_usd += costUsd;
       totals.latency_ms_total += latencyMs;
       kernel.emit("llm.call", { model: r.model ?? config.model, cached: false, input_tokens: r.inputTokens, output_tokens: r.outputTokens, latency_ms: latencyMs, retries: outcome.retries, cost_usd: costUsd, key });
-      return { text: r.text, inputTokens: r.inputTokens, outputTokens: r.outputTokens, cached: false, latencyMs, retries: outcome.retries, costUsd, finishReason: r.finishReason, model: r.model ?? config.model };
+      return { text: r.text, inputTokens: r.inputTokens, outputTokens: r.outputTokens, cached: false, latencyMs, retries: outcome.retries, costUsd, finishReason: r.finishReason, model: r.model ?? config.model, ...(r.composition === undefined ? {} : { composition: r.composition }) };
     },
 
     usage: () => ({ ...totals, cost_usd: Math.round(totals.cost_usd * 1e6) / 1e6 }),

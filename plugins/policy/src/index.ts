@@ -7,6 +7,7 @@
 export * from "./types.ts";
 export { policyFields, PolicyConfig, CacheMode, embedderFields, EmbedderConfig } from "./config.ts";
 export { createPolicy } from "./create-policy.ts";
+export { compositionHeatmapHtml } from "./composition-page.ts";
 export type { PolicyOptions } from "./create-policy.ts";
 export { createEmbedder, DIMENSION_PROBE } from "./create-embedder.ts";
 export type { EmbedderOptions, EmbedderUsage } from "./create-embedder.ts";

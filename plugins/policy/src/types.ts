@@ -36,6 +36,17 @@ export interface ProviderResponse {
   readonly finishReason?: string | undefined;
   /** The model that answered (providers may resolve aliases). */
   readonly model?: string | undefined;
+  /** With a composition of experts (policy/local with a composer): how much each expert weighed for this input. */
+  readonly composition?: CompositionRecord | undefined;
+}
+
+/** Which experts an input-aware composition leaned on for one request. */
+export interface CompositionRecord {
+  readonly experts: ReadonlyArray<string>;
+  /** Gate mass per expert, averaged over the composed modules (sums to 1). */
+  readonly mass: ReadonlyArray<number>;
+  /** Gate mass per expert for each composed module ("<layer>.<target>"). */
+  readonly modules?: Readonly<Record<string, ReadonlyArray<number>>> | undefined;
 }
 
 /**
@@ -88,6 +99,7 @@ export interface Completion {
   readonly costUsd: number;
   readonly finishReason?: string | undefined;
   readonly model: string;
+  readonly composition?: CompositionRecord | undefined;
 }
 
 export interface Usage {

@@ -6,7 +6,9 @@
  */
 import { Schema } from "effect";
 import { BdcError, definePlugin, option, type StepImpl } from "@bdc/core";
-import type { Policy, PromptLibrary } from "@bdc/policy";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { compositionHeatmapHtml, type CompositionRecord, type Policy, type PromptLibrary } from "@bdc/policy";
 import type { PublicProblem, Reward } from "@bdc/reward-python";
 import { publicProblem } from "./problem-item.ts";
 
@@ -16,6 +18,8 @@ export interface ZeroShotOutput {
   readonly public_pass_rate: number;
   /** The agent (policy instance) that wrote it. */
   readonly agent: string;
+  /** Which experts the answer's composition leaned on (a student with a composer). */
+  readonly composition?: CompositionRecord | undefined;
 }
 
 /** The `{{problem}}` variable of the templates: the statement, then the starter code if any. */
@@ -75,10 +79,12 @@ export default definePlugin({
         const completion = await agent.complete([{ role: "user", content: prompt }], { signal: ctx.signal });
         const code = extractPython(completion.text);
         const evaluation = await reward.evaluate(problem, code, ctx.signal);
-        return { code, public_pass_rate: evaluation.passFraction, agent: agent.name };
+        return { code, public_pass_rate: evaluation.passFraction, agent: agent.name, ...(completion.composition === undefined ? {} : { composition: completion.composition }) };
       },
-      summarize(results) {
+      summarize(results, ctx) {
         const done = results.flatMap((r) => (r.output === undefined ? [] : [r.output]));
+        const composed = results.flatMap((r) => (r.output?.composition === undefined ? [] : [{ id: r.id, composition: r.output.composition }]));
+        if (composed.length > 0) fs.writeFileSync(path.join(ctx.dir, "gates.html"), compositionHeatmapHtml(`Experts per problem: ${agent.name}`, composed));
         const mean = done.length === 0 ? 0 : done.reduce((s, o) => s + o.public_pass_rate, 0) / done.length;
         return {
           problems: done.length,

@@ -129,11 +129,14 @@ export function composedAdapter(composition: Composition): LoraAdapter {
   return { config, modules };
 }
 
-/** How much gate mass each expert received, averaged over the modules (sums to 1 for gates that sum to 1 per module). */
+/** The share of the gate mass each expert received, averaged over the modules (sums to 1). */
 export function expertMass(composition: Pick<Composition, "stack" | "gates">): number[] {
   const { stack, gates } = composition;
   const K = stack.experts.length;
   const mass = new Array<number>(K).fill(0);
-  for (const g of gates.values()) for (let k = 0; k < K; k++) for (let j = 0; j < stack.rank; j++) mass[k]! += g[k * stack.rank + j]! / gates.size;
+  for (const g of gates.values()) {
+    const total = g.reduce((s, x) => s + x, 0) || 1;
+    for (let k = 0; k < K; k++) for (let j = 0; j < stack.rank; j++) mass[k]! += g[k * stack.rank + j]! / total / gates.size;
+  }
   return mass;
 }

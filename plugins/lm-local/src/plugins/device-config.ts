@@ -7,6 +7,8 @@ import { cudaUnavailableReason, CUDA_INSTALL_HINT } from "@bdc/onnx-graph";
 import { readModelConfig } from "../checkpoint/config.ts";
 import { resolveModelDir } from "../hub/pull-model.ts";
 import type { LoraAdapter } from "../lora/adapter.ts";
+import type { Composer } from "../lora/composer.ts";
+import type { LoraSlots } from "../model/lora-slots.ts";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, readPeftAdapter } from "../lora/peft.ts";
 import { defaultOnnxCache, type LoadOptions } from "../model/causal-lm.ts";
 import { leaseModel, type ModelLease } from "../model/model-pool.ts";
@@ -60,16 +62,20 @@ export function modelProblems(model: string, config: DeviceConfig, baseDir: stri
  * slots), so that a broken checkpoint stops the run before any work, not on the first call. The
  * instance gives the lease back when it closes. Its adapter, if any, is read here and fed per call.
  */
-export async function loadInstanceModel(model: string, config: DeviceConfig, kernel: KernelServices): Promise<{ dir: string; lease: ModelLease; adapter: LoraAdapter | undefined }> {
+export async function loadInstanceModel(model: string, config: DeviceConfig, kernel: KernelServices, composer?: Composer): Promise<{ dir: string; lease: ModelLease; adapter: LoraAdapter | undefined }> {
   const dir = resolveModelDir(model, kernel.baseDir);
+  if (composer !== undefined && config.adapter !== undefined) {
+    throw new BdcError({ code: "BDC_CONFIG_VALUE", message: `instance "${kernel.instance}" has both an adapter (${config.adapter}) and a composer ("${composer.name}")`, hint: "give one: adapter for a static or merged adapter, composer for per-input composition of experts" });
+  }
   const adapter = config.adapter === undefined ? undefined : readPeftAdapter(config.adapter, readModelConfig(dir));
+  const slots: LoraSlots | undefined = composer !== undefined ? { targets: composer.stack.targets, layers: composer.stack.layers, gates: true } : adapter === undefined ? undefined : { targets: adapter.config.targets, layers: adapter.config.layers };
   const options: LoadOptions = {
     device: config.device,
     deviceId: config.device_id,
     dtype: config.dtype,
     threads: config.threads,
     cacheDir: config.onnx_cache ?? defaultOnnxCache(kernel.baseDir),
-    lora: adapter === undefined ? undefined : { targets: adapter.config.targets, layers: adapter.config.layers },
+    lora: slots,
     onProgress: (line) => kernel.log(line),
   };
   return { dir, lease: await leaseModel(dir, options), adapter };

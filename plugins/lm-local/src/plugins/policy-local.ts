@@ -9,6 +9,8 @@ import { BdcError, definePlugin, optional, PathOrName, required } from "@bdc/cor
 import { createPolicy, policyFields, ProviderError, type ProviderClient } from "@bdc/policy";
 import { filesKey } from "../model/compiled-cache.ts";
 import { generate } from "../model/generate.ts";
+import { compositionRecord } from "../lora/composer.ts";
+import { inputText } from "../train/data.ts";
 import { deviceFields, loadInstanceModel, MODEL_DOC, modelProblems } from "./device-config.ts";
 
 export const LocalPolicyConfig = Schema.Struct({
@@ -24,12 +26,16 @@ export default definePlugin({
   version: "0.1.0",
   description: "The student LLM in-process on ONNX Runtime (Llama, Qwen2, Mistral checkpoints in Hugging Face format), CPU or CUDA",
   config: LocalPolicyConfig,
+  requires: {
+    composer: { slot: "composer", optional: true, description: "composes LoRA experts per request (composer/hypernet); instead of a fixed adapter" },
+  },
   preflight: (config, ctx) => modelProblems(config.model, config, ctx.baseDir),
-  async make(config, _deps, kernel) {
-    const { dir, lease, adapter } = await loadInstanceModel(config.model, config, kernel);
+  async make(config, deps, kernel) {
+    const composer = deps.composer;
+    const { dir, lease, adapter } = await loadInstanceModel(config.model, config, kernel, composer);
     // The built model's key covers the checkpoint's files (sizes, mtimes), so cached responses
     // of other weights under the same folder name are never served.
-    const weightsKey = path.basename(path.dirname(lease.lm.modelPath)) + (config.adapter === undefined ? "" : `+${filesKey(config.adapter)}`);
+    const weightsKey = path.basename(path.dirname(lease.lm.modelPath)) + (config.adapter === undefined ? "" : `+${filesKey(config.adapter)}`) + (composer === undefined ? "" : `+composer:${composer.key}`);
     const client: ProviderClient = {
       provider: "local",
       endpoint: `file://${dir}#${weightsKey}:${config.device}:${config.dtype}`,
@@ -37,6 +43,7 @@ export default definePlugin({
         lease.run(async (lm) => {
           const prompt = lm.tokenizer.applyChatTemplate(request.messages, { addGenerationPrompt: true });
           const ids = lm.tokenizer.encode(prompt, { addSpecialTokens: false });
+          const composition = composer === undefined ? undefined : await composer.compose(inputText(request.messages), { signal });
           try {
             const out = await generate(lm, ids, {
               maxNewTokens: request.sampling.max_tokens,
@@ -45,10 +52,10 @@ export default definePlugin({
               topK: config.top_k,
               seed: request.sampling.seed,
               stop: request.sampling.stop,
-              adapter,
+              adapter: composition ?? adapter,
               signal,
             });
-            return { text: out.text, inputTokens: ids.length, outputTokens: out.tokens.length, finishReason: out.finishReason, model: request.model };
+            return { text: out.text, inputTokens: ids.length, outputTokens: out.tokens.length, finishReason: out.finishReason, model: request.model, ...(composition === undefined ? {} : { composition: compositionRecord(composition) }) };
           } catch (e) {
             if (signal.aborted) throw new ProviderError("aborted", "stopped");
             // Not a transient failure: retrying would fail the same way.

@@ -1,0 +1,100 @@
+/**
+ * Customize end to end by the real CLI, on tiny generated models: two experts and centroids ->
+ * step/train-hypernet (a tiny sentence encoder on ONNX Runtime) -> the student composed per
+ * problem (policy/local + composer/hypernet in step/zero-shot, scored on the hidden tests), which
+ * records the experts each problem leaned on (outputs and gates.html) -> `bdc hypernet export`
+ * of one input's composition as a PEFT folder, which, served as a plain adapter, answers that
+ * input exactly as the composed student does.
+ */
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { after, test } from "node:test";
+import { initLoraAdapter, mulberry32, normalizeLoraConfig, readModelConfig, readPeftAdapter, writePeftAdapter, writeSafetensors, writeTinyCheckpoint, writeTinySentenceModel } from "@bdc/lm-local";
+import { checkSandbox } from "@bdc/reward-python";
+import { runBdc } from "../cli.ts";
+
+const here = path.join(import.meta.dirname, "fixtures");
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-customize-"));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+const bdc = (...args: string[]) => runBdc(here, args, { onnxCache: path.join(tmp, "onnx"), timeoutMs: 180_000 });
+const readJsonl = <T>(file: string): T[] => fs.readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l) as T);
+
+test("experts -> hypernetwork -> the student composed per problem (recorded, heatmap) -> one input's composition exported as PEFT", { timeout: 300_000 }, () => {
+  const model = path.join(tmp, "tiny");
+  writeTinyCheckpoint(model, { arch: "qwen2", layers: 2, hidden: 32, heads: 2, kvHeads: 1, seed: 4, initStd: 0.1 });
+  const config = readModelConfig(model);
+  const experts = [1, 2].map((seed) => {
+    const a = initLoraAdapter(config, normalizeLoraConfig({ rank: 2, alpha: 4, rslora: false, dropout: 0, targets: ["q_proj", "v_proj"], layers: [0, 1] }, config), seed);
+    const rand = mulberry32(seed);
+    for (const m of a.modules.values()) for (let i = 0; i < m.B.length; i++) m.B[i] = (rand() * 2 - 1) * 0.5;
+    const dir = path.join(tmp, `cluster-${seed - 1}`);
+    writePeftAdapter(dir, a, config);
+    return dir;
+  });
+  const sentence = path.join(tmp, "sentence");
+  writeTinySentenceModel(sentence);
+  const rand = mulberry32(3);
+  const centroids = path.join(tmp, "centroids.safetensors");
+  writeSafetensors(centroids, [{ name: "centroids", dtype: "F32", shape: [2, 8], data: Float32Array.from({ length: 16 }, () => rand() - 0.5) }]);
+  const rows = (n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ messages: [{ role: "user", content: `${i % 2 ? "sort" : "sum"} the numbers ${i}` }, { role: "assistant", content: i % 2 ? "sorted(xs)" : "sum(xs)" }] })).join("\n");
+  fs.writeFileSync(path.join(tmp, "train.jsonl"), `${rows(4)}\n`);
+  fs.writeFileSync(path.join(tmp, "val.jsonl"), `${rows(2)}\n`);
+
+  const run = path.join(tmp, "hn-run");
+  const trained = bdc(
+    "run", "hypernet.yaml", "--out", run,
+    "--set", `plugins.encoder.with.model=${sentence}`,
+    "--set", `plugins.hypernet.with.model=${model}`,
+    "--set", `plugins.hypernet.with.experts=[${experts.join(", ")}]`,
+    "--set", `plugins.hypernet.with.centroids=${centroids}`,
+    "--set", `plugins.hypernet.with.data=${path.join(tmp, "train.jsonl")}`,
+    "--set", `plugins.hypernet.with.eval_data=${path.join(tmp, "val.jsonl")}`,
+  );
+  assert.equal(trained.code, 0, trained.err);
+  const [out] = readJsonl<{ output: { hypernet: string; steps: number; best_epoch: number; eval_loss_by_epoch: number[]; experts: string[] } }>(path.join(run, "steps/hypernet/outputs.jsonl"));
+  assert.equal(out!.output.steps, 8);
+  assert.equal(out!.output.eval_loss_by_epoch.length, 2);
+  assert.deepEqual(out!.output.experts, ["cluster-0", "cluster-1"]);
+  const hypernet = path.join(run, out!.output.hypernet);
+  assert.ok(fs.existsSync(path.join(hypernet, "loss.html")));
+
+  const sandbox = checkSandbox().ok ? [] : ["--set", "plugins.reward.with.sandbox=none"];
+  const studentSets = ["--set", `plugins.encoder.with.model=${sentence}`, "--set", `plugins.disenlora.with.hypernet=${hypernet}`, "--set", `plugins.student.with.model=${model}`, ...sandbox];
+  const use = bdc("run", "student.yaml", "--out", path.join(tmp, "student"), ...studentSets);
+  assert.equal(use.code, 0, use.err);
+  const solved = readJsonl<{ id: string; output: { composition: { experts: string[]; mass: number[]; modules: Record<string, number[]> } } }>(path.join(tmp, "student/steps/solve/outputs.jsonl"));
+  assert.equal(solved.length, 2);
+  for (const s of solved) {
+    assert.deepEqual(s.output.composition.experts, ["cluster-0", "cluster-1"]);
+    assert.ok(Math.abs(s.output.composition.mass[0]! + s.output.composition.mass[1]! - 1) < 1e-3);
+    assert.deepEqual(Object.keys(s.output.composition.modules).sort(), ["0.q_proj", "0.v_proj", "1.q_proj", "1.v_proj"]);
+  }
+  const heatmap = fs.readFileSync(path.join(tmp, "student/steps/solve/gates.html"), "utf8");
+  for (const s of solved) assert.ok(heatmap.includes(`>${s.id}</text>`), `the heatmap has a row for ${s.id}`);
+  assert.match(fs.readFileSync(path.join(tmp, "student/report.html"), "utf8"), /steps\/solve\/gates\.html/);
+
+  // One input's composition as a PEFT folder: served as a plain adapter, it answers that input as the composed student does.
+  const prompt = "sum the numbers 7";
+  const exported = path.join(tmp, "exported");
+  const ex = bdc("hypernet", "export", "student.yaml", "disenlora", "--text", prompt, "--out", exported, ...studentSets);
+  assert.equal(ex.code, 0, ex.err);
+  assert.match(ex.err, /rank 4 \(2 experts x 2\)/);
+  const adapter = readPeftAdapter(exported, config);
+  assert.equal(adapter.config.rank, 4);
+  const gates = JSON.parse(fs.readFileSync(path.join(exported, "gates.json"), "utf8")) as { gates: Record<string, number[]>; mass: number[] };
+  for (const g of Object.values(gates.gates)) assert.ok(Math.abs(g.reduce((a, b) => a + b, 0) - 1) < 1e-5);
+  const composed = bdc("ask", "student.yaml", "student", prompt, ...studentSets);
+  const plain = bdc("ask", "exported.yaml", "student", prompt, "--set", `plugins.student.with.model=${model}`, "--set", `plugins.student.with.adapter=${exported}`);
+  assert.equal(composed.code, 0, composed.err);
+  assert.equal(plain.code, 0, plain.err);
+  assert.ok(composed.out.trim().length > 0, "the student answered");
+  assert.equal(plain.out, composed.out);
+
+  // A hypernetwork over other experts is refused when the student is built.
+  const wrong = bdc("run", "student.yaml", "--out", path.join(tmp, "wrong"), ...studentSets, "--set", `plugins.disenlora.with.experts=[${experts[0]}]`);
+  assert.equal(wrong.code, 1, wrong.err);
+  assert.match(wrong.err, /gates 2 experts \(cluster-0, cluster-1\); 1 expert folders were given/);
+});
