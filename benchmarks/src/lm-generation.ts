@@ -28,7 +28,7 @@ export function benchModelDir(): string {
   return path.join(findProjectRoot(process.cwd()), ".cache", "bdc", "bench-models", "llama-125m");
 }
 
-function ensureModel(log: (line: string) => void): string {
+export function ensureModel(log: (line: string) => void): string {
   const dir = benchModelDir();
   if (!fs.existsSync(path.join(dir, "model.safetensors"))) {
     log(`writing the 125M benchmark checkpoint to ${dir}`);

@@ -6,6 +6,8 @@
  * A new benchmark exports a `Benchmark` (common.ts) and is added to BENCHMARKS below.
  */
 import { FLAGS_HELP, parseFlags, type Benchmark } from "./common.ts";
+import { compositionBench } from "./composition.ts";
+import { disenloraSyntheticBench } from "./disenlora-synthetic.ts";
 import { kernelOverhead } from "./kernel-overhead.ts";
 import { kmeansBench } from "./kmeans.ts";
 import { lmGeneration } from "./lm-generation.ts";
@@ -14,7 +16,7 @@ import { sandboxThroughput } from "./sandbox-throughput.ts";
 import { searchOverhead } from "./search-overhead.ts";
 import { sentenceEmbed } from "./sentence-embed.ts";
 
-export const BENCHMARKS: ReadonlyArray<Benchmark> = [kernelOverhead, sandboxThroughput, searchOverhead, lmGeneration, loraTrain, kmeansBench, sentenceEmbed];
+export const BENCHMARKS: ReadonlyArray<Benchmark> = [kernelOverhead, sandboxThroughput, searchOverhead, lmGeneration, loraTrain, kmeansBench, sentenceEmbed, compositionBench, disenloraSyntheticBench];
 
 async function main(argv: ReadonlyArray<string>): Promise<number> {
   const flags = parseFlags(argv);
