@@ -15,7 +15,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { BdcError } from "@bdc/core";
-import { mixSeed, mulberry32, moduleKey, openSafetensorsFile, writeSafetensors, type GateScale, type LoraTarget, type TensorToWrite } from "@bdc/lm-local";
+import { mixSeed, mulberry32, moduleKey, openSafetensorsFile, safetensorsBytes, writeFileDurably, type GateScale, type LoraTarget, type TensorToWrite } from "@bdc/lm-local";
 
 export const SOFTMAX_MODES = ["all", "per-rank"] as const;
 export type SoftmaxMode = (typeof SOFTMAX_MODES)[number];
@@ -241,15 +241,16 @@ export class Hypernetwork {
   }
 }
 
-/** Writes the hypernetwork as a folder (config JSON + safetensors with the centroids), durably enough for a final output. */
+/** Writes the hypernetwork as a folder (config JSON + safetensors with the centroids). */
 export function writeHypernet(dir: string, net: Hypernetwork, extra: Record<string, unknown> = {}): void {
   fs.mkdirSync(dir, { recursive: true });
   const tensors: TensorToWrite[] = [...net.params].map(([name, data]) => ({ name, dtype: "F32", shape: [data.length], data }));
   tensors.push({ name: "centroids", dtype: "F32", shape: [net.K, net.config.encoder.dimension], data: net.centroids });
-  writeSafetensors(path.join(dir, HYPERNET_FILES.weights), tensors, { format: "bdc-hypernet" });
+  // Each file replaced whole (a crash leaves the old file or the new one); the weights first, the config last.
+  writeFileDurably(path.join(dir, HYPERNET_FILES.weights), safetensorsBytes(tensors, { format: "bdc-hypernet" }));
   const c = net.config;
   const json = { format: "bdc-hypernet", version: 1, encoder: c.encoder, experts: c.experts, rank: c.rank, hidden: c.hidden, layers: c.layers, targets: c.targets, softmax: c.softmax, gate_scale: c.gateScale, ...extra };
-  fs.writeFileSync(path.join(dir, HYPERNET_FILES.config), `${JSON.stringify(json, null, 2)}\n`);
+  writeFileDurably(path.join(dir, HYPERNET_FILES.config), `${JSON.stringify(json, null, 2)}\n`);
 }
 
 const badFolder = (message: string, hint = "give the folder `bdc hypernet train` or step/train-hypernet wrote") => new BdcError({ code: "BDC_HYPERNET_INVALID", message, hint });
