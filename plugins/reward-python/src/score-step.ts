@@ -1,9 +1,9 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Schema } from "effect";
-import { BdcError, definePlugin, option, type Item, type StepImpl } from "@bdc/core";
+import { BdcError, definePlugin, option, optional, type Item, type StepImpl } from "@bdc/core";
 import type { Reward } from "./reward-plugin.ts";
-import { computeMetrics, metricsCsv, metricsMarkdown } from "./scoring/metrics.ts";
+import { computeMetrics, datasetOf, metricsCsv, metricsMarkdown } from "./scoring/metrics.ts";
 import { asProblemDataset, problemIndex } from "./scoring/problems.ts";
 import type { TestOutcome, Verdict } from "./types.ts";
 
@@ -37,6 +37,7 @@ export default definePlugin({
   config: Schema.Struct({
     tests: option(Schema.Literal("hidden", "public", "all"), "hidden", "which tests score the program (hidden: the paper's final score)"),
     label: option(Schema.String, "solutions", "row label in the Markdown/CSV tables"),
+    dataset: optional(Schema.String, "the dataset's name in the tables (bdc table --layout table2 groups columns by it; default: APPS or CodeContests from the difficulties)"),
   }),
   requires: {
     problems: { slot: "dataset", description: "the problem dataset (it alone holds the hidden tests)" },
@@ -64,7 +65,7 @@ export default definePlugin({
         fs.writeFileSync(path.join(ctx.dir, "table.md"), metricsMarkdown(config.label, metrics));
         fs.writeFileSync(path.join(ctx.dir, "table.csv"), metricsCsv(config.label, metrics));
         kernel.emit("metrics", { pass_rate: metrics.pass_rate, accuracy: metrics.accuracy });
-        return { label: config.label, ...metrics, sandboxed: reward.sandboxed };
+        return { label: config.label, dataset: config.dataset ?? datasetOf(metrics), ...metrics, sandboxed: reward.sandboxed };
       },
     };
   },

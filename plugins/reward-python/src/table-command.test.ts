@@ -38,7 +38,23 @@ test("one Table 1 from several runs; a difficulty a run lacks is a dash", async 
   );
   let csv = "";
   await cli(["table", a, "--csv"], { out: (t) => void (csv += t), err: () => {}, cwd: tmp, env: {}, isTTY: false });
-  assert.equal(csv, "method,difficulty,problems,tests,pass_rate,accuracy\nZeroShot,introductory,2,4,40,20\nZeroShot,interview,2,4,60,30\nZeroShot,overall,4,8,50,25\n");
+  assert.equal(csv, "method,dataset,difficulty,problems,tests,pass_rate,accuracy\nZeroShot,APPS,introductory,2,4,40,20\nZeroShot,APPS,interview,2,4,60,30\nZeroShot,APPS,overall,4,8,50,25\n");
+});
+
+test("--layout table2: a row per method, APPS and CodeContests side by side (Tables 2 and 3)", async () => {
+  const apps = [run("apps-base", "w/o tuning", { introductory: { pass_rate: 10, accuracy: 5 }, interview: { pass_rate: 4, accuracy: 1 }, competition: { pass_rate: 1, accuracy: 0 } }), run("apps-disen", "DisenLoRA", { introductory: { pass_rate: 20, accuracy: 10 }, interview: { pass_rate: 8, accuracy: 3 }, competition: { pass_rate: 2, accuracy: 1 } })];
+  const cc = [run("cc-base", "w/o tuning", { easy: { pass_rate: 30, accuracy: 14 }, hard: { pass_rate: 12, accuracy: 3 } }), run("cc-disen", "DisenLoRA", { easy: { pass_rate: 40, accuracy: 18 }, hard: { pass_rate: 15, accuracy: 4 } })];
+  let out = "";
+  const code = await cli(["table", "--layout", "table2", ...apps, ...cc], { out: (t) => void (out += t), err: () => {}, cwd: tmp, env: {}, isTTY: false });
+  assert.equal(code, 0);
+  const lines = out.trim().split("\n");
+  assert.equal(lines[0], "| method | APPS introductory PR | APPS introductory AC | APPS interview PR | APPS interview AC | APPS competition PR | APPS competition AC | APPS overall PR | APPS overall AC | CodeContests easy PR | CodeContests easy AC | CodeContests hard PR | CodeContests hard AC | CodeContests overall PR | CodeContests overall AC |");
+  assert.equal(lines.length, 4, "two methods, one row each");
+  assert.equal(lines[2], "| w/o tuning | 10.00 | 5.00 | 4.00 | 1.00 | 1.00 | 0.00 | 50.00 | 25.00 | 30.00 | 14.00 | 12.00 | 3.00 | 50.00 | 25.00 |");
+  assert.match(lines[3]!, /^\| DisenLoRA \| 20\.00 \| 10\.00 /);
+  let err = "";
+  assert.equal(await cli(["table", "--layout", "table9", apps[0]!], { out: () => {}, err: (t) => void (err += t), cwd: tmp, env: {}, isTTY: false }), 2);
+  assert.match(err, /--layout table9: unknown layout/);
 });
 
 test("a run without a scoring step is a usage error", async () => {

@@ -1,11 +1,13 @@
 /**
  * `bdc table RUN...`: the paper's Table 1 from several runs (ZeroShot, MC-Tree-Of-Agents,
  * +Pruning, ...): one row per scoring step, PR and AC per difficulty, as Markdown or CSV.
+ * `--layout table2`: the paper's Tables 2 and 3 - a row per method (the score step's label), the
+ * datasets' column groups side by side (APPS intro/inter/comp/overall, CodeContests easy/hard/overall).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { BdcError, type CliCommand, type RunSummary } from "@bdc/core";
-import { metricsTableCsv, metricsTableMarkdown, type LabelledMetrics, type Metrics } from "./scoring/metrics.ts";
+import { metricsTable2Markdown, metricsTableCsv, metricsTableMarkdown, type LabelledMetrics, type Metrics } from "./scoring/metrics.ts";
 
 export function scoreRows(runDir: string): LabelledMetrics[] {
   const file = path.join(runDir, "summary.json");
@@ -14,9 +16,9 @@ export function scoreRows(runDir: string): LabelledMetrics[] {
   }
   const summary = JSON.parse(fs.readFileSync(file, "utf8")) as RunSummary;
   return Object.entries(summary.steps).flatMap(([step, s]) => {
-    const m = s.summary as (Metrics & { label?: string }) | undefined;
+    const m = s.summary as (Metrics & { label?: string; dataset?: string }) | undefined;
     if (!s.plugin.startsWith("step/score@") || m === undefined || m.by_difficulty === undefined) return [];
-    return [{ label: m.label ?? `${summary.workflow}/${step}`, metrics: m }];
+    return [{ label: m.label ?? `${summary.workflow}/${step}`, metrics: m, dataset: m.dataset }];
   });
 }
 
@@ -24,11 +26,12 @@ const command: CliCommand = {
   spec: {
     name: "table",
     summary: "The paper's Table 1 from runs: a row per scoring step, PR and AC per difficulty.",
-    usage: "bdc table RUN_DIR... [--csv] [--out FILE]",
+    usage: "bdc table RUN_DIR... [--layout table1|table2] [--csv] [--out FILE]",
     minPositionals: 1,
     maxPositionals: Infinity,
     flags: {
-      csv: { type: "boolean", description: "CSV instead of Markdown" },
+      csv: { type: "boolean", description: "CSV instead of Markdown (a row per method, dataset and difficulty)" },
+      layout: { type: "string", value: "NAME", description: "table1 (default): a row per scoring step; table2: a row per method, each dataset's columns side by side (Tables 2 and 3)" },
       out: { type: "string", value: "FILE", description: "write to FILE instead of standard output" },
     },
   },
@@ -37,7 +40,9 @@ const command: CliCommand = {
     if (rows.length === 0) {
       throw new BdcError({ code: "BDC_USAGE", message: "no scoring step (step/score) with results in these runs", hint: "a Table 1 row comes from a workflow whose steps include step/score" });
     }
-    const text = args.flags.csv === true ? metricsTableCsv(rows) : metricsTableMarkdown(rows);
+    const layout = (args.flags.layout as string | undefined) ?? "table1";
+    if (layout !== "table1" && layout !== "table2") throw new BdcError({ code: "BDC_USAGE", message: `--layout ${layout}: unknown layout`, hint: "choose table1 or table2" });
+    const text = args.flags.csv === true ? metricsTableCsv(rows) : layout === "table2" ? metricsTable2Markdown(rows) : metricsTableMarkdown(rows);
     if (args.flags.out === undefined) io.out(text);
     else {
       fs.writeFileSync(path.resolve(io.cwd, args.flags.out as string), text);

@@ -44,6 +44,6 @@ test("Table 1 layout as Markdown and CSV", () => {
   );
   assert.equal(
     metricsCsv("zero-shot", m),
-    "method,difficulty,problems,tests,pass_rate,accuracy\nzero-shot,introductory,2,1,50,50\nzero-shot,interview,1,1,100,100\nzero-shot,overall,3,2,66.67,66.67\n",
+    "method,dataset,difficulty,problems,tests,pass_rate,accuracy\nzero-shot,APPS,introductory,2,1,50,50\nzero-shot,APPS,interview,1,1,100,100\nzero-shot,APPS,overall,3,2,66.67,66.67\n",
   );
 });

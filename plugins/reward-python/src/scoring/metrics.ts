@@ -73,6 +73,39 @@ export function metricsCsv(label: string, m: Metrics): string {
 export interface LabelledMetrics {
   readonly label: string;
   readonly metrics: Metrics;
+  /** The dataset's name (step/score's `dataset`, or what its difficulties say): Table 2 groups columns by it. */
+  readonly dataset?: string | undefined;
+}
+
+/** A dataset's name from its difficulties, when the score step did not name it. */
+export function datasetOf(m: Pick<Metrics, "by_difficulty">): string {
+  const ds = Object.keys(m.by_difficulty);
+  if (ds.length > 0 && ds.every((d) => ["introductory", "interview", "competition"].includes(d))) return "APPS";
+  if (ds.length > 0 && ds.every((d) => ["easy", "hard"].includes(d))) return "CodeContests";
+  return "dataset";
+}
+
+/**
+ * The paper's Table 2 (and 3) layout: a row per method (label), and per dataset a group of
+ * columns - its difficulties then overall, PR and AC each - so that one table holds APPS and
+ * CodeContests side by side. Runs of the same method on two datasets share its row.
+ */
+export function metricsTable2Markdown(rows: ReadonlyArray<LabelledMetrics>): string {
+  const datasets = [...new Set(rows.map((r) => r.dataset ?? datasetOf(r.metrics)))];
+  const columns = datasets.map((d) => ({ dataset: d, difficulties: difficultiesOf(rows.filter((r) => (r.dataset ?? datasetOf(r.metrics)) === d)) }));
+  const labels = [...new Set(rows.map((r) => r.label))];
+  const cell = (r: MetricRow | undefined) => (r === undefined ? "- | -" : `${r.pass_rate.toFixed(2)} | ${r.accuracy.toFixed(2)}`);
+  const head = `| method | ${columns.map((c) => [...c.difficulties, "overall"].map((d) => `${c.dataset} ${d} PR | ${c.dataset} ${d} AC`).join(" | ")).join(" | ")} |`;
+  const count = columns.reduce((n, c) => n + 2 * (c.difficulties.length + 1), 0);
+  const sep = `|---|${Array.from({ length: count }, () => "---:").join("|")}|`;
+  const body = labels.map((label) => {
+    const cells = columns.map((c) => {
+      const m = rows.find((r) => r.label === label && (r.dataset ?? datasetOf(r.metrics)) === c.dataset)?.metrics;
+      return [...c.difficulties.map((d) => cell(m?.by_difficulty[d])), cell(m)].join(" | ");
+    });
+    return `| ${label} | ${cells.join(" | ")} |`;
+  });
+  return `${[head, sep, ...body].join("\n")}\n`;
 }
 
 /** Difficulties in first-seen order across the rows. */
@@ -88,10 +121,11 @@ export function metricsTableMarkdown(rows: ReadonlyArray<LabelledMetrics>): stri
 }
 
 export function metricsTableCsv(rows: ReadonlyArray<LabelledMetrics>): string {
-  const lines = ["method,difficulty,problems,tests,pass_rate,accuracy"];
-  for (const { label, metrics: m } of rows) {
-    for (const [d, r] of Object.entries(m.by_difficulty)) lines.push([label, d, r.problems, r.tests, r.pass_rate, r.accuracy].join(","));
-    lines.push([label, "overall", m.problems, m.tests, m.pass_rate, m.accuracy].join(","));
+  const lines = ["method,dataset,difficulty,problems,tests,pass_rate,accuracy"];
+  for (const { label, metrics: m, dataset } of rows) {
+    const name = dataset ?? datasetOf(m);
+    for (const [d, r] of Object.entries(m.by_difficulty)) lines.push([label, name, d, r.problems, r.tests, r.pass_rate, r.accuracy].join(","));
+    lines.push([label, name, "overall", m.problems, m.tests, m.pass_rate, m.accuracy].join(","));
   }
   return `${lines.join("\n")}\n`;
 }
