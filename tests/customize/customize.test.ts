@@ -11,54 +11,28 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, test } from "node:test";
-import { initLoraAdapter, mulberry32, normalizeLoraConfig, readModelConfig, readPeftAdapter, writePeftAdapter, writeSafetensors, writeTinyCheckpoint, writeTinySentenceModel } from "@bdc/lm-local";
+import { readModelConfig, readPeftAdapter } from "@bdc/lm-local";
 import { checkSandbox } from "@bdc/reward-python";
 import { runBdc } from "../cli.ts";
+import { FIXTURES, makeTinyArtifacts, trainTinyHypernet } from "./tiny-artifacts.ts";
 
-const here = path.join(import.meta.dirname, "fixtures");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-customize-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const bdc = (...args: string[]) => runBdc(here, args, { onnxCache: path.join(tmp, "onnx"), timeoutMs: 180_000 });
+const bdc = (...args: string[]) => runBdc(FIXTURES, args, { onnxCache: path.join(tmp, "onnx"), timeoutMs: 180_000 });
 const readJsonl = <T>(file: string): T[] => fs.readFileSync(file, "utf8").trim().split("\n").map((l) => JSON.parse(l) as T);
 
 test("experts -> hypernetwork -> the student composed per problem (recorded, heatmap) -> one input's composition exported as PEFT", { timeout: 300_000 }, () => {
-  const model = path.join(tmp, "tiny");
-  writeTinyCheckpoint(model, { arch: "qwen2", layers: 2, hidden: 32, heads: 2, kvHeads: 1, seed: 4, initStd: 0.1 });
+  const art = makeTinyArtifacts(tmp, { arch: "qwen2", seed: 4, trainRows: 4, valRows: 2, layers: [0, 1] });
+  const { model, experts, sentence } = art;
   const config = readModelConfig(model);
-  const experts = [1, 2].map((seed) => {
-    const a = initLoraAdapter(config, normalizeLoraConfig({ rank: 2, alpha: 4, rslora: false, dropout: 0, targets: ["q_proj", "v_proj"], layers: [0, 1] }, config), seed);
-    const rand = mulberry32(seed);
-    for (const m of a.modules.values()) for (let i = 0; i < m.B.length; i++) m.B[i] = (rand() * 2 - 1) * 0.5;
-    const dir = path.join(tmp, `cluster-${seed - 1}`);
-    writePeftAdapter(dir, a, config);
-    return dir;
-  });
-  const sentence = path.join(tmp, "sentence");
-  writeTinySentenceModel(sentence);
-  const rand = mulberry32(3);
-  const centroids = path.join(tmp, "centroids.safetensors");
-  writeSafetensors(centroids, [{ name: "centroids", dtype: "F32", shape: [2, 8], data: Float32Array.from({ length: 16 }, () => rand() - 0.5) }]);
-  const rows = (n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ messages: [{ role: "user", content: `${i % 2 ? "sort" : "sum"} the numbers ${i}` }, { role: "assistant", content: i % 2 ? "sorted(xs)" : "sum(xs)" }] })).join("\n");
-  fs.writeFileSync(path.join(tmp, "train.jsonl"), `${rows(4)}\n`);
-  fs.writeFileSync(path.join(tmp, "val.jsonl"), `${rows(2)}\n`);
-
   const run = path.join(tmp, "hn-run");
-  const trained = bdc(
-    "run", "hypernet.yaml", "--out", run,
-    "--set", `plugins.encoder.with.model=${sentence}`,
-    "--set", `plugins.hypernet.with.model=${model}`,
-    "--set", `plugins.hypernet.with.experts=[${experts.join(", ")}]`,
-    "--set", `plugins.hypernet.with.centroids=${centroids}`,
-    "--set", `plugins.hypernet.with.data=${path.join(tmp, "train.jsonl")}`,
-    "--set", `plugins.hypernet.with.eval_data=${path.join(tmp, "val.jsonl")}`,
-  );
-  assert.equal(trained.code, 0, trained.err);
+  const hypernet = trainTinyHypernet(art, run, path.join(tmp, "onnx"));
   const [out] = readJsonl<{ output: { hypernet: string; steps: number; best_epoch: number; eval_loss_by_epoch: number[]; experts: string[] } }>(path.join(run, "steps/hypernet/outputs.jsonl"));
   assert.equal(out!.output.steps, 8);
   assert.equal(out!.output.eval_loss_by_epoch.length, 2);
   assert.deepEqual(out!.output.experts, ["cluster-0", "cluster-1"]);
-  const hypernet = path.join(run, out!.output.hypernet);
+  assert.equal(path.join(run, out!.output.hypernet), hypernet);
   assert.ok(fs.existsSync(path.join(hypernet, "loss.html")));
 
   const sandbox = checkSandbox().ok ? [] : ["--set", "plugins.reward.with.sandbox=none"];

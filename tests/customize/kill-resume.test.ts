@@ -9,10 +9,9 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { after, test } from "node:test";
-import { initLoraAdapter, mulberry32, normalizeLoraConfig, readModelConfig, writePeftAdapter, writeSafetensors, writeTinyCheckpoint, writeTinySentenceModel } from "@bdc/lm-local";
+import { FIXTURES, hypernetSets, makeTinyArtifacts } from "./tiny-artifacts.ts";
 
 const repo = path.resolve(import.meta.dirname, "../..");
-const fixtures = path.join(import.meta.dirname, "fixtures");
 const bin = path.join(repo, "core/src/cli/bin.ts");
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-hypernet-kill-"));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -27,44 +26,19 @@ const steps = (run: string) => {
 };
 
 test("kill -9 during hypernetwork training, then bdc run --resume: the kept hypernetwork is bit-identical", { timeout: 240_000 }, async (t) => {
-  const model = path.join(tmp, "tiny");
-  writeTinyCheckpoint(model, { arch: "llama", layers: 2, hidden: 32, heads: 2, kvHeads: 1, seed: 8, initStd: 0.1 });
-  const config = readModelConfig(model);
-  const experts = [1, 2].map((seed) => {
-    const a = initLoraAdapter(config, normalizeLoraConfig({ rank: 2, alpha: 4, rslora: false, dropout: 0, targets: ["q_proj", "v_proj"] }, config), seed);
-    const rand = mulberry32(seed);
-    for (const m of a.modules.values()) for (let i = 0; i < m.B.length; i++) m.B[i] = (rand() * 2 - 1) * 0.5;
-    writePeftAdapter(path.join(tmp, `e${seed}`), a, config);
-    return path.join(tmp, `e${seed}`);
-  });
-  const sentence = path.join(tmp, "sentence");
-  writeTinySentenceModel(sentence);
-  const rand = mulberry32(4);
-  writeSafetensors(path.join(tmp, "c.safetensors"), [{ name: "centroids", dtype: "F32", shape: [2, 8], data: Float32Array.from({ length: 16 }, () => rand() - 0.5) }]);
-  const rows = (n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ prompt: `${i % 3 ? "sort" : "sum"} the list ${i}`, completion: ` answer ${i % 3}` })).join("\n");
-  fs.writeFileSync(path.join(tmp, "train.jsonl"), `${rows(24)}\n`);
-  fs.writeFileSync(path.join(tmp, "val.jsonl"), `${rows(3)}\n`);
-  const sets = [
-    ["encoder.with.model", sentence],
-    ["hypernet.with.model", model],
-    ["hypernet.with.experts", `[${experts.join(", ")}]`],
-    ["hypernet.with.centroids", path.join(tmp, "c.safetensors")],
-    ["hypernet.with.data", path.join(tmp, "train.jsonl")],
-    ["hypernet.with.eval_data", path.join(tmp, "val.jsonl")],
-    ["hypernet.with.epochs", "3"],
-    ["hypernet.with.save_steps", "5"],
-  ].flatMap(([k, v]) => ["--set", `plugins.${k}=${v}`]);
+  const art = makeTinyArtifacts(tmp, { arch: "llama", seed: 8, trainRows: 24, valRows: 3 });
+  const sets = hypernetSets(art, { "hypernet.with.epochs": "3", "hypernet.with.save_steps": "5" });
   const cli = (...args: string[]) => ["--import", "tsx", bin, ...args];
 
   const straight = path.join(tmp, "straight");
-  const r = spawnSync(process.execPath, cli("run", "hypernet.yaml", "--out", straight, "--quiet", ...sets), { cwd: fixtures, env, encoding: "utf8", timeout: 120_000 });
+  const r = spawnSync(process.execPath, cli("run", "hypernet.yaml", "--out", straight, "--quiet", ...sets), { cwd: FIXTURES, env, encoding: "utf8", timeout: 120_000 });
   assert.equal(r.status, 0, r.stderr);
 
   const killed = path.join(tmp, "killed");
   const killedAt: number[] = [];
   for (const [i, atStep] of [3, 17, 30, 52].entries()) {
     const args = i === 0 ? cli("run", "hypernet.yaml", "--out", killed, "--quiet", ...sets) : cli("run", "--resume", killed, "--quiet");
-    const child = spawn(process.execPath, args, { cwd: fixtures, env, stdio: "ignore" });
+    const child = spawn(process.execPath, args, { cwd: FIXTURES, env, stdio: "ignore" });
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
     let done = false;
     void exited.then(() => (done = true));
@@ -74,7 +48,7 @@ test("kill -9 during hypernetwork training, then bdc run --resume: the kept hype
     await exited;
     killedAt.push(steps(killed));
   }
-  const last = spawnSync(process.execPath, cli("run", "--resume", killed, "--quiet"), { cwd: fixtures, env, encoding: "utf8", timeout: 120_000 });
+  const last = spawnSync(process.execPath, cli("run", "--resume", killed, "--quiet"), { cwd: FIXTURES, env, encoding: "utf8", timeout: 120_000 });
   assert.equal(last.status, 0, last.stderr);
   t.diagnostic(`killed after ${killedAt.join(", ")} logged steps (of 72)`);
   const file = "steps/hypernet/hypernet/hypernet.safetensors";
