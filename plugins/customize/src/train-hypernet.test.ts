@@ -10,6 +10,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { initLoraAdapter, mulberry32, normalizeLoraConfig, readModelConfig, writePeftAdapter, writeSafetensors, writeTinyCheckpoint, type ModelConfig } from "@bdc/lm-local";
+import { openHypernetComposer } from "./composer.ts";
 import { HYPERNET_FILES, readHypernet } from "./hypernet.ts";
 import { hashEncoder } from "./testing/hash-encoder.ts";
 import { HYPERNET_TRAIN_DEFAULTS, trainHypernet, type HypernetTrainArgs } from "./train-hypernet.ts";
@@ -107,4 +108,22 @@ test("centroids of another count or dimension, and experts that differ, are refu
   await assert.rejects(trainHypernet(otherRank, encoder), (e: Error & { code?: string }) => e.code === "BDC_EXPERTS_MISMATCH" && /expert c1 does not match expert c0: rank 4 vs 2/.test(e.message));
   await assert.rejects(trainHypernet({ ...args, out: path.join(root, "x4"), layers: [0, 5] }, encoder), /layer 5 is not adapted by the experts/);
   for (const x of ["x1", "x2", "x3", "x4"]) assert.equal(fs.existsSync(path.join(root, x)), false, `${x} was not created`);
+});
+
+test("inputs longer than the encoder's window are embedded truncated, counted and said - in training and when composing", async () => {
+  const short = hashEncoder(8, 3);
+  const lines: string[] = [];
+  const { report } = await trainHypernet({ ...args, out: path.join(root, "trunc"), maxSteps: 1, epochs: 1 }, short, { log: (l) => lines.push(l) });
+  // Every prompt ("alpha task number N:") has 4 words: all 6 training and 2 validation inputs are cut.
+  assert.equal(report.embedding.truncated, 8);
+  assert.ok(lines.some((l) => /8 of 8 inputs are longer than the encoder's window of 3 tokens \(hash-bow-8\) and were embedded truncated/.test(l)), lines.join("\n"));
+  const warnings: string[] = [];
+  const composer = openHypernetComposer({ hypernet: path.join(root, "trunc"), baseDir: root, name: "c", onTruncated: (m) => warnings.push(m) }, short);
+  const composition = await composer.compose("one two three four five");
+  await composer.compose("six seven eight nine");
+  await composer.compose("short");
+  assert.equal(composer.truncated(), 2);
+  assert.equal(warnings.length, 1, "said once");
+  assert.equal(composition.gates.size, 4);
+  assert.deepEqual(composer.stack.experts, ["c0", "c1"]);
 });
