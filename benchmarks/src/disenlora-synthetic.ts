@@ -14,7 +14,7 @@
  * family on held-out rows (fillers never seen in training): the mean NLL of the completion tokens
  * and the greedy exact match.
  *
- *   pnpm exec tsx benchmarks/src/disenlora-synthetic.ts [--epochs 12] [--hypernet-epochs 3] [--out DIR] [--json]
+ *   pnpm exec tsx benchmarks/src/disenlora-synthetic.ts [--epochs 12] [--hypernet-epochs 3] [--hypernet-lr 1e-3] [--out DIR] [--json]
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -73,7 +73,7 @@ interface MethodResult {
   readonly trainSeconds: number;
 }
 
-export async function disenloraSynthetic(options: { epochs: number; hypernetEpochs: number; out: string; threads: number; log: (line: string) => void }): Promise<{ results: MethodResult[]; purity: number; notes: string[] }> {
+export async function disenloraSynthetic(options: { epochs: number; hypernetEpochs: number; hypernetLr: number; out: string; threads: number; log: (line: string) => void }): Promise<{ results: MethodResult[]; purity: number; notes: string[] }> {
   const { out, log } = options;
   fs.mkdirSync(out, { recursive: true });
   const cacheDir = path.join(out, "onnx");
@@ -133,7 +133,7 @@ export async function disenloraSynthetic(options: { epochs: number; hypernetEpoc
     const dir = path.join(out, `hypernet-${gateScale}`);
     const t0 = performance.now();
     const { report } = await trainHypernet(
-      { ...HYPERNET_TRAIN_DEFAULTS, model, experts: experts.map((e, k) => ({ name: `cluster-${k}`, dir: e.dir })), centroids, data: trainFile, evalData: valFile, out: dir, gateScale, lr: 1e-3, epochs: options.hypernetEpochs, saveSteps: 10_000, threads: options.threads, cacheDir },
+      { ...HYPERNET_TRAIN_DEFAULTS, model, experts: experts.map((e, k) => ({ name: `cluster-${k}`, dir: e.dir })), centroids, data: trainFile, evalData: valFile, out: dir, gateScale, lr: options.hypernetLr, epochs: options.hypernetEpochs, saveSteps: 10_000, threads: options.threads, cacheDir },
       encoder,
     );
     log(`hypernetwork (gate scale ${gateScale}): ${report.steps} steps, validation loss by epoch ${report.eval_loss_by_epoch.map((l) => l.toFixed(4)).join(", ")}, best epoch ${report.best_epoch}`);
@@ -215,7 +215,7 @@ export const disenloraSyntheticBench: Benchmark = {
   async run(flags: BenchFlags, log): Promise<BenchOutcome> {
     const out = path.join(os.tmpdir(), `bdc-disenlora-synthetic-${process.pid}`);
     try {
-      const { results, purity, notes } = await disenloraSynthetic({ epochs: 12, hypernetEpochs: 3, out, threads: Math.min(2, os.availableParallelism()), log });
+      const { results, purity, notes } = await disenloraSynthetic({ epochs: 12, hypernetEpochs: 3, hypernetLr: 1e-3, out, threads: Math.min(2, os.availableParallelism()), log });
       const text = [`disenlora-synthetic: held-out NLL and greedy exact match per family (3 families, ${FILLERS.length - 32} unseen fillers x 4 colours each); cluster purity ${(purity * 100).toFixed(1)}%`, "", resultsMarkdown(results), "", ...notes.map((n) => `- ${n}`), "", "MEASURED: no target (see README, Customize)"].join("\n");
       return { pass: true, text, json: { results, purity, notes, flags: { reps: flags.reps ?? null } } };
     } finally {
@@ -225,10 +225,10 @@ export const disenloraSyntheticBench: Benchmark = {
 };
 
 runIfMain(import.meta.url, "disenlora-synthetic", async (argv) => {
-  const { values } = parseArgs({ args: [...argv], options: { epochs: { type: "string", default: "12" }, "hypernet-epochs": { type: "string", default: "3" }, out: { type: "string" }, threads: { type: "string" }, json: { type: "boolean", default: false } } });
+  const { values } = parseArgs({ args: [...argv], options: { epochs: { type: "string", default: "12" }, "hypernet-epochs": { type: "string", default: "3" }, "hypernet-lr": { type: "string", default: "1e-3" }, out: { type: "string" }, threads: { type: "string" }, json: { type: "boolean", default: false } } });
   const out = path.resolve(values.out ?? path.join(os.tmpdir(), "bdc-disenlora-synthetic"));
   const t0 = performance.now();
-  const { results, purity, notes } = await disenloraSynthetic({ epochs: Number(values.epochs), hypernetEpochs: Number(values["hypernet-epochs"]), out, threads: Number(values.threads ?? Math.min(2, os.availableParallelism())), log: (l) => process.stderr.write(`${l}\n`) });
+  const { results, purity, notes } = await disenloraSynthetic({ epochs: Number(values.epochs), hypernetEpochs: Number(values["hypernet-epochs"]), hypernetLr: Number(values["hypernet-lr"]), out, threads: Number(values.threads ?? Math.min(2, os.availableParallelism())), log: (l) => process.stderr.write(`${l}\n`) });
   if (values.json) process.stdout.write(`${JSON.stringify({ results, purity, notes }, null, 2)}\n`);
   else process.stdout.write(`${resultsMarkdown(results)}\n\ncluster purity ${(purity * 100).toFixed(1)}%; ${notes.join("; ")}; ${((performance.now() - t0) / 1000).toFixed(0)} s in all (work in ${out})\n`);
   return 0;
