@@ -1,7 +1,9 @@
 /**
  * policy/local: the student model in-process on ONNX Runtime, behind the same contract as the
  * API policies (the shared layer adds the response cache and accounting), so a workflow swaps
- * it in with one line: `use: policy/local` and `model: <folder or hub id>`.
+ * it in with one line: `use: policy/local` and `model: <folder or hub id>`. The student is the
+ * base model, the base with a fixed `adapter` (SFT, a merge), or a per-request composition of
+ * experts from a `composer` instance (DisenLoRA), whose record goes back with the response.
  */
 import * as path from "node:path";
 import { Schema } from "effect";
