@@ -43,5 +43,6 @@ export { main as cli } from "./cli/main.ts";
 export type { CliCommand } from "./cli/main.ts";
 export type { CommandSpec, FlagSpec, ParsedArgs } from "./cli/args.ts";
 export { numberFlag } from "./cli/args.ts";
+export { instanceFromWorkflow, workflowFlags } from "./cli/workflow-args.ts";
 export { progressFor } from "./cli/output.ts";
 export type { Io } from "./cli/output.ts";

@@ -1,6 +1,9 @@
 /** Flags shared by the commands that take a workflow, and turning them into a resolved workflow. */
 import * as path from "node:path";
+import { instantiate } from "../engine/instances.ts";
+import { BdcError } from "../errors.ts";
 import { PluginRegistry } from "../registry.ts";
+import { choicesHint } from "../util/suggest.ts";
 import { loadWorkflow } from "../workflow/load.ts";
 import { resolveWorkflow, type ResolvedWorkflow } from "../workflow/resolve.ts";
 import type { FlagSpec, ParsedArgs } from "./args.ts";
@@ -45,4 +48,29 @@ export async function resolveInvocation(io: Io, inv: Invocation, o: PreflightOpt
     ...(o.quiet === true ? {} : { progress: { write: io.err, isTTY: io.isTTY } }),
   });
   return { workflow, registry };
+}
+
+/**
+ * One instance of a workflow, built with what it references, for commands that use a configured
+ * instance outside a run (`bdc ask`, `bdc hypernet export`): only that instance has to be usable,
+ * not the workflow's steps. `accept` says whether the instance's plugin id is the kind wanted;
+ * otherwise the error lists the instances that are (`what`, e.g. "policy instances").
+ */
+export async function instanceFromWorkflow<T>(io: Io, file: string, args: ParsedArgs, name: string, want: { readonly accept: (pluginId: string) => boolean; readonly what: string }): Promise<{ impl: T; close: () => Promise<void> }> {
+  const inv = invocationOf(io, file, args);
+  const loaded = loadWorkflow({ file: inv.workflow, overlays: inv.overlays, sets: inv.sets, cwd: io.cwd });
+  const workflow = await resolveWorkflow(loaded, { registry: PluginRegistry.discover(path.dirname(inv.workflow)), env: io.env, for: [name] });
+  const inst = workflow.instances.get(name);
+  if (inst === undefined || !want.accept(inst.plugin.id)) {
+    const fitting = [...workflow.instances.values()].filter((i) => want.accept(i.plugin.id)).map((i) => i.name);
+    throw new BdcError({ code: "BDC_UNKNOWN_INSTANCE", message: `no enabled ${want.what.replace(/s$/, "")} named "${name}" in ${file}`, hint: choicesHint(name, fitting, `enabled ${want.what}`) });
+  }
+  const instances = await instantiate(workflow, [name], {
+    runDir: undefined,
+    signal: new AbortController().signal,
+    emit: () => {},
+    log: (i, m) => io.err(`[${i}] ${m}\n`),
+    warn: (i, m) => io.err(`warning: [${i}] ${m}\n`),
+  });
+  return { impl: instances.get<T>(name), close: () => instances.close() };
 }

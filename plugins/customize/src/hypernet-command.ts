@@ -7,7 +7,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { BdcError, choicesHint, instantiate, loadWorkflow, PluginRegistry, resolveWorkflow, slotOf, type CliCommand } from "@bdc/core";
+import { BdcError, instanceFromWorkflow, workflowFlags, type CliCommand } from "@bdc/core";
 import { composedAdapter, compositionRecord, writePeftAdapter } from "@bdc/lm-local";
 import type { HypernetComposer } from "./composer.ts";
 
@@ -22,8 +22,7 @@ const command: CliCommand = {
       text: { type: "string", value: "TEXT", description: "the input (as the student would be prompted with it)" },
       "text-file": { type: "string", value: "FILE", description: "read the input from FILE" },
       out: { type: "string", value: "DIR", description: "the PEFT folder to write" },
-      overlay: { type: "string", multiple: true, short: "o", value: "FILE", description: "merge an overlay file onto the workflow" },
-      set: { type: "string", multiple: true, short: "s", value: "PATH=VALUE", description: "override one value (VALUE is YAML)" },
+      ...workflowFlags,
     },
     details: "The composer instance (composer/hypernet) and its encoder come from the workflow, so the gates are the ones the workflow's student would use.",
   },
@@ -36,22 +35,8 @@ const command: CliCommand = {
     if ((textFlag === undefined) === (textFile === undefined)) throw new BdcError({ code: "BDC_USAGE", message: "give the input with --text or --text-file (one of them)" });
     if (out === undefined) throw new BdcError({ code: "BDC_USAGE", message: "--out DIR is required" });
     const input = textFlag ?? fs.readFileSync(path.resolve(io.cwd, textFile!), "utf8");
-    const loaded = loadWorkflow({
-      file: path.resolve(io.cwd, file),
-      overlays: ((args.flags.overlay as string[] | undefined) ?? []).map((o) => path.resolve(io.cwd, o)),
-      sets: (args.flags.set as string[] | undefined) ?? [],
-      cwd: io.cwd,
-    });
-    const workflow = await resolveWorkflow(loaded, { registry: PluginRegistry.discover(path.dirname(path.resolve(io.cwd, file))), env: io.env, for: [name] });
-    const inst = workflow.instances.get(name);
-    if (inst === undefined || inst.plugin.id !== "composer/hypernet") {
-      const composers = [...workflow.instances.values()].filter((i) => slotOf(i.plugin.id) === "composer").map((i) => i.name);
-      throw new BdcError({ code: "BDC_UNKNOWN_INSTANCE", message: `no composer/hypernet instance named "${name}" in ${file}`, hint: choicesHint(name, composers, "composer instances") });
-    }
-    const controller = new AbortController();
-    const instances = await instantiate(workflow, [name], { runDir: undefined, signal: controller.signal, emit: () => {}, log: (i, m) => io.err(`[${i}] ${m}\n`), warn: (i, m) => io.err(`warning: [${i}] ${m}\n`) });
+    const { impl: composer, close } = await instanceFromWorkflow<HypernetComposer>(io, file, args, name, { accept: (id) => id === "composer/hypernet", what: "composer/hypernet instances" });
     try {
-      const composer = instances.get<HypernetComposer>(name);
       const composition = await composer.compose(input);
       const adapter = composedAdapter(composition);
       const dir = path.resolve(io.cwd, out);
@@ -61,7 +46,7 @@ const command: CliCommand = {
       io.err(`wrote ${out}: rank ${adapter.config.rank} (${record.experts.length} experts x ${composition.stack.rank}), mass per expert ${record.experts.map((e, k) => `${e} ${record.mass[k]!.toFixed(3)}`).join(", ")}\n`);
       return 0;
     } finally {
-      await instances.close();
+      await close();
     }
   },
 };

@@ -50,10 +50,10 @@ import {
   sha256File,
   STATE_FILE,
   stackExperts,
+  TRAIN_FILES,
   trainingInputNames,
   writeFileDurably,
   writeLossCurve,
-  type CheckpointIo,
   type ExpertStack,
   type GateScale,
   type LoraSlots,
@@ -61,7 +61,7 @@ import {
   type ModelConfig,
   type TrainerState,
   type TrainingExample,
-  type TrainProgress,
+  type TrainHooks,
 } from "@bdc/lm-local";
 import { HYPERNET_DEFAULTS, HYPERNET_FILES, Hypernetwork, readHypernet, writeHypernet, type HypernetConfig, type SoftmaxMode } from "./hypernet.ts";
 import { embedInputs } from "./embed-inputs.ts";
@@ -97,13 +97,6 @@ export interface HypernetTrainArgs {
 /** The authors' train_router.py (reference-notes.md, Stage 3). */
 export const HYPERNET_TRAIN_DEFAULTS = { ...HYPERNET_DEFAULTS, lr: 1e-5, epochs: 5, batch: 1, maxLength: 2048, seed: 7, saveSteps: 100 } as const;
 
-export interface HypernetTrainHooks {
-  readonly log?: ((line: string) => void) | undefined;
-  readonly progress?: ((p: TrainProgress) => void) | undefined;
-  readonly signal?: AbortSignal | undefined;
-  readonly io?: CheckpointIo | undefined;
-}
-
 export interface HypernetTrainReport {
   readonly status: "completed";
   readonly out: string;
@@ -126,7 +119,8 @@ export interface HypernetTrainReport {
   readonly args_hash: string;
 }
 
-export const HYPERNET_TRAIN_FILES = { args: "training_args.json", report: "train_report.json", events: "events.jsonl", lossCurve: "loss.html", best: "best" } as const;
+/** The LoRA trainer's files, and the best epoch's hypernetwork. */
+export const HYPERNET_TRAIN_FILES = { ...TRAIN_FILES, best: "best" } as const;
 
 const fail = (message: string, hint?: string, code = "BDC_TRAIN_CONFIG") => new BdcError({ code, message, ...(hint === undefined ? {} : { hint }) });
 
@@ -197,7 +191,7 @@ export class GatedLoss {
   }
 }
 
-export async function trainHypernet(args: HypernetTrainArgs, encoder: Encoder, hooks: HypernetTrainHooks = {}): Promise<{ report: HypernetTrainReport; alreadyDone: boolean }> {
+export async function trainHypernet(args: HypernetTrainArgs, encoder: Encoder, hooks: TrainHooks = {}): Promise<{ report: HypernetTrainReport; alreadyDone: boolean }> {
   const log = hooks.log ?? (() => {});
   for (const [name, v] of [["epochs", args.epochs], ["batch", args.batch], ["max_length", args.maxLength], ["save_steps", args.saveSteps], ["hidden", args.hidden]] as const) {
     if (!Number.isInteger(v) || v < 1) throw fail(`${name} must be a positive integer, got ${v}`);
