@@ -67,6 +67,11 @@ test("experts -> hypernetwork -> the student composed per problem (recorded, hea
   assert.ok(composed.out.trim().length > 0, "the student answered");
   assert.equal(plain.out, composed.out);
 
+  // The export names a composer instance; anything else is refused with the ones there are.
+  const notComposer = bdc("hypernet", "export", "student.yaml", "disenlor", "--text", prompt, "--out", path.join(tmp, "x"), ...studentSets);
+  assert.equal(notComposer.code, 2, notComposer.err);
+  assert.match(notComposer.err, /no enabled composer\/hypernet instance named "disenlor"[\s\S]*disenlora/);
+
   // A hypernetwork over other experts is refused when the student is built.
   const wrong = bdc("run", "student.yaml", "--out", path.join(tmp, "wrong"), ...studentSets, "--set", `plugins.disenlora.with.experts=[${experts[0]}]`);
   assert.equal(wrong.code, 1, wrong.err);
