@@ -104,7 +104,7 @@ async function searchRun(rollouts: number): Promise<{ ms: number; nodes: number;
   };
   (globalThis as { gc?: () => void }).gc?.();
   const t0 = performance.now();
-  const r = await runSearch({ problem: PROBLEM, agents, prompts, reward, operators, config: { rollouts, max_depth: 6, early_stop: false, export_min_pass_rate: 1 } });
+  const r = await runSearch({ problem: PROBLEM, agents, prompts, reward, operators, config: { rollouts, max_depth: 6, early_stop: false, export_min_pass_rate: 1, pairs: "all-nodes" } });
   JSON.stringify(r.toJSON());
   const ms = performance.now() - t0;
   return { ms, nodes: r.stats.nodes, llmCalls: r.stats.llm_calls, evaluations: reward.calls };

@@ -204,7 +204,7 @@ export async function runBfs(input: BfsInput): Promise<BfsResult> {
   };
   if (best.passRate < 0) best = { code: "", passRate: 0, agent: null, node: null };
   const finalBest = best;
-  const pairs = trainingPairs(problem, order, thoughtsTo, config.export_min_pass_rate);
+  const pairs = trainingPairs(problem, order, thoughtsTo, { mode: config.pairs, minPassRate: config.export_min_pass_rate, prompts: input.prompts });
   return {
     best: finalBest,
     root,

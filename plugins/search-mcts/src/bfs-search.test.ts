@@ -11,7 +11,7 @@ import { ScriptedPolicy, ScriptedReward, type Script } from "./test-doubles/scri
 import type { Expander, Simulator } from "./types.ts";
 
 const prompts = promptLibrary();
-const CONFIG: BfsConfig = { beam: 2, max_depth: 3, early_stop: false, export_min_pass_rate: 1 };
+const CONFIG: BfsConfig = { beam: 2, max_depth: 3, early_stop: false, export_min_pass_rate: 1, pairs: "all-nodes" };
 
 /** The last numbered thought of a prompt's reasoning section ("" when none). */
 function lastThought(prompt: string): string {
@@ -102,7 +102,7 @@ test("bfs: early stop at the first program passing every public test; pairs from
   assert.equal(r.stats.llm_calls, 2 + 2 + 2 * 2);
   assert.equal(agents[0]!.calls.length + agents[1]!.calls.length, r.stats.llm_calls);
   assert.equal(r.pairs.p2t.length, 1);
-  assert.deepEqual(r.pairs.p2t[0]!.messages[1], { role: "assistant", content: "1. a1" });
+  assert.deepEqual(r.pairs.p2t[0]!.messages[1], { role: "assistant", content: '["Clue of Step 1: a1"]' });
   assert.equal(r.pairs.t2s.length, 1);
   // The root already perfect: nothing is expanded.
   const atRoot = await setup({ "": 1 }).run({ early_stop: true });

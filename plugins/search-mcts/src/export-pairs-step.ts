@@ -5,7 +5,8 @@
  * step directory: one Hugging Face chat row per line (`{"messages": [{role, content}, ...]}`)
  * with its provenance (problem_id, node_id, agent, public_pass_rate). A pair whose messages
  * occur twice (the same thought reached by two agents, a cached rerun) is written once: the
- * copy with the best public pass rate is kept.
+ * copy with the best public pass rate is kept. `D_train.jsonl` is both files together: D_train,
+ * what the experts and the hypernetwork train on (the trainer reads these chat rows as they are).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -27,10 +28,11 @@ export interface ExportPairsOutput {
   readonly duplicates: number;
   /** Items of `from` that carried pairs. */
   readonly problems: number;
-  readonly files: { readonly p2t: string; readonly t2s: string };
+  /** D_p2t, D_t2s, and D_train = D_p2t + D_t2s (what the experts and the hypernetwork train on). */
+  readonly files: { readonly p2t: string; readonly t2s: string; readonly train: string };
 }
 
-export const PAIR_FILES = { p2t: "D_p2t.jsonl", t2s: "D_t2s.jsonl" } as const;
+export const PAIR_FILES = { p2t: "D_p2t.jsonl", t2s: "D_t2s.jsonl", train: "D_train.jsonl" } as const;
 
 function isPair(x: unknown): x is PairRow {
   const r = x as Partial<PairRow> | null;
@@ -106,11 +108,12 @@ export default definePlugin({
         }
         const a = dedupePairs(p2t);
         const b = dedupePairs(t2s);
-        const files = { p2t: path.join(ctx.dir, PAIR_FILES.p2t), t2s: path.join(ctx.dir, PAIR_FILES.t2s) };
+        const files = { p2t: path.join(ctx.dir, PAIR_FILES.p2t), t2s: path.join(ctx.dir, PAIR_FILES.t2s), train: path.join(ctx.dir, PAIR_FILES.train) };
         writeJsonl(files.p2t, a.rows);
         writeJsonl(files.t2s, b.rows);
+        writeJsonl(files.train, [...a.rows, ...b.rows]);
         ctx.log(`${config.from}: ${a.rows.length} problem->thought and ${b.rows.length} thought->solution pairs (${a.duplicates + b.duplicates} duplicates dropped)`);
-        return { p2t: a.rows.length, t2s: b.rows.length, duplicates: a.duplicates + b.duplicates, problems, files: { p2t: PAIR_FILES.p2t, t2s: PAIR_FILES.t2s } };
+        return { p2t: a.rows.length, t2s: b.rows.length, duplicates: a.duplicates + b.duplicates, problems, files: { ...PAIR_FILES } };
       },
       summarize: (results) => {
         const o = results[0]?.output;

@@ -23,7 +23,7 @@ import { Schema } from "effect";
 import { BdcError, definePlugin, option, optional, required, type StepImpl } from "@bdc/core";
 import type { Policy, PromptLibrary } from "@bdc/policy";
 import type { ProgramEvaluation, PublicProblem, Reward, TestCase, Verdict } from "@bdc/reward-python";
-import { extractPython, formatInstructions, problemText } from "./zero-shot-step.ts";
+import { extractPython, formatInstructions, problemText } from "./prompting.ts";
 import { publicProblem } from "./problem-item.ts";
 
 export type RepairFeedback = "reflection" | "trace";
@@ -112,7 +112,7 @@ export default definePlugin({
         let best: { code: string; rate: number } | undefined;
         let prompt = prompts.render(config.template, base);
         for (let iteration = 1; ; iteration++) {
-          const code = extractPython(await ask(prompt));
+          const code = extractPython(await ask(prompt), "first");
           const evaluation = await reward.evaluate(problem, code, signal);
           const rate = evaluation.passFraction;
           history.push({ iteration, public_pass_rate: rate, verdicts: [...evaluation.verdicts] });

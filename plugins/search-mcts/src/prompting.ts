@@ -1,6 +1,7 @@
 /**
- * Shared helpers of the MC-Tree-Of-Agents operators: how a problem, a thought path and a
- * program are put into prompts, and how replies are parsed back. Pure functions, no I/O.
+ * The one prompt module: how a problem, a thought path and a program are put into prompts, and
+ * how replies are parsed back - for the MC-Tree-Of-Agents operators, the baselines, step/zero-shot
+ * (the student's evaluation prompt) and the training pairs. Pure functions, no I/O.
  */
 import type { Policy } from "@bdc/policy";
 import type { PublicProblem } from "@bdc/reward-python";
@@ -9,19 +10,30 @@ import type { SearchContext } from "./types.ts";
 /** The end-of-thought marker of the expand-thought template ("Thought: <END>"). */
 export const END_MARKER = "<END>";
 
-/** The problem as the models see it: the statement, plus starter code when there is some. */
-export function problemText(problem: PublicProblem): string {
+/**
+ * The problem as every model sees it - the agents in the search, the zero-shot baseline, the
+ * training pairs and the student at evaluation: the statement, plus the starter code when there
+ * is some. The one place this text is made (a test pins that they all render it).
+ */
+export function problemText(problem: Pick<PublicProblem, "statement" | "starterCode">): string {
   const starter = problem.starterCode?.trim();
   return starter ? `${problem.statement.trimEnd()}\n\nStarter code:\n\`\`\`python\n${starter}\n\`\`\`` : problem.statement.trimEnd();
 }
 
-/** What the program must look like (the `{{format_instructions}}` of the code templates). */
-export function formatInstructions(problem: PublicProblem): string {
-  if (problem.style === "call" && problem.fnName) {
-    return `The program is called, not run: define \`${problem.fnName}\` (a top-level function or a method of \`class Solution\`); it is called with the test arguments and its return value is compared. Do not read standard input.`;
+/** What the program must look like (the `{{format_instructions}}` of the code templates): how the tests run it. */
+export function formatInstructions(problem: Pick<PublicProblem, "style" | "fnName" | "starterCode">): string {
+  switch (problem.style) {
+    case "call":
+      return (
+        `Implement the function/method ${problem.fnName ?? "of the starter code"} of the starter code` +
+        " (a top-level function, or a method of class Solution): the tests call it with their arguments and compare the value it returns." +
+        " Do not read standard input and do not print the answer."
+      );
+    case "script":
+      return "Complete the code given above; the tests are assertions run after your program in the same namespace.";
+    default:
+      return "The program reads the input from standard input and writes the answer to standard output.";
   }
-  if (problem.style === "script") return "Define the requested function; the tests are assertions run after your program.";
-  return "The program reads the input from standard input and writes the answer to standard output.";
 }
 
 /** "1. first\n2. second"; "(none yet)" for an empty path. */
@@ -46,12 +58,19 @@ export function parseThoughts(text: string): Array<{ thought: string; final: boo
   return out;
 }
 
-/** The last ```python block of a reply (any ``` block when none is tagged); the whole reply when there is none. */
-export function extractPython(text: string): string {
-  const blocks = [...text.matchAll(/```([A-Za-z0-9_+-]*)[^\n]*\n([\s\S]*?)```/g)];
-  const python = blocks.filter((b) => /^(python3?|py)$/i.test(b[1]!));
-  const pick = python.at(-1) ?? blocks.at(-1);
-  return (pick ? pick[2]! : text).trim() + "\n";
+/**
+ * The program in a model's answer: the last (default) or the first ```python (```py, ```python3)
+ * block, else the last/first fenced block of any language, else the whole answer (some models,
+ * and a student trained on bare programs, omit the fence). A block cut by max_tokens (no closing
+ * fence) counts. The search takes the last block (a program after its sketches); step/zero-shot
+ * takes the first by default (its published behaviour), and says so in its config.
+ */
+export function extractPython(text: string, which: "first" | "last" = "last"): string {
+  const fenced = [...text.matchAll(/```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n([\s\S]*?)(?:```|$)/g)];
+  const python = fenced.filter((m) => /^(python3?|py)$/i.test(m[1] ?? ""));
+  const pool = python.length > 0 ? python : fenced;
+  const block = which === "first" ? pool[0] : pool.at(-1);
+  return `${(block === undefined ? text : block[2]!).replace(/\s+$/, "").replace(/^\s*\n/, "")}\n`;
 }
 
 /**

@@ -10,13 +10,17 @@ import { option, optional, type StepContext, type StepResult } from "@bdc/core";
 import { writeTreeReport } from "./report/tree-html.ts";
 import type { ChatPair } from "./search.ts";
 
+export const PAIR_MODES = ["best-path", "all-nodes"] as const;
+export type PairsMode = (typeof PAIR_MODES)[number];
+
 /** Config keys every search step has: early stop, budgets, the quality bar of exported pairs. */
 export const searchLimitFields = {
   early_stop: option(Schema.Boolean, true, "stop when a program passes every public test"),
   max_llm_calls: optional(Schema.Int.pipe(Schema.positive()), "LLM calls per search (cache hits count); checked between operator calls"),
   max_tokens: optional(Schema.Int.pipe(Schema.positive()), "input + output tokens per search (cache hits count their recorded tokens)"),
   max_seconds: optional(Schema.Number.pipe(Schema.positive()), "wall-clock seconds per search"),
-  export_min_pass_rate: option(Schema.Number.pipe(Schema.between(0, 1)), 1, "public pass rate a program needs for its path to become training pairs"),
+  export_min_pass_rate: option(Schema.Number.pipe(Schema.between(0, 1)), 1, "public pass rate a program needs for its path to become training pairs (0: every searched problem yields pairs)"),
+  pairs: option(Schema.Literal(...PAIR_MODES), "all-nodes", "training pairs: best-path (the authors' one problem->clues and one clues->program pair per problem, from the best-valued node) or all-nodes (every node whose program reaches export_min_pass_rate)"),
 } as const;
 
 export interface SearchLimits {
@@ -25,6 +29,7 @@ export interface SearchLimits {
   readonly max_tokens?: number | undefined;
   readonly max_seconds?: number | undefined;
   readonly export_min_pass_rate: number;
+  readonly pairs: PairsMode;
 }
 
 /** Which of the limits a search has reached, if any (checked between operator calls). */

@@ -2,7 +2,9 @@
  * The MC-Tree-Of-Agents loop (paper section 4.1), independent of the kernel: the step plugin
  * (tree-search-step.ts) and the overhead benchmark call `runSearch` with built operators.
  *
- *   simulate the root (programs from the problem alone), back its return up;
+ *   simulate the root (programs from the problem alone), back its return up - or, with
+ *   simulate_root: false (the authors' data collection), leave it for the first rollout to
+ *   expand, so that every problem gets thoughts even when it is solved at once;
  *   per rollout:
  *     select   from the root through open, simulated children (argmax score, ties -> first)
  *              down to a leaf;
@@ -17,7 +19,7 @@
  *       prune      a child still ill, if a pruner is configured: status pruned, return 0 backed
  *                  up along root..parent (its ancestors);
  *       backup     otherwise backup.rewardOf(child) along root..child.
- *   stop on: rollouts done, early stop (a program passes all public tests), budgets (LLM
+ *   stop on: rollouts done, early stop (a program passes all public tests, after min_rollouts), budgets (LLM
  *   calls, tokens, seconds: checked before each rollout and before each simulation, so one
  *   operator call may overshoot), the root exhausted, or the abort signal.
  *
@@ -31,9 +33,9 @@
  */
 import type { ChatMessage, Completion, Policy, PromptLibrary, Sampling, Usage } from "@bdc/policy";
 import type { PublicProblem, Reward } from "@bdc/reward-python";
-import { END_MARKER, numberedThoughts, problemText } from "./prompting.ts";
+import { END_MARKER, formatInstructions, numberedThoughts, problemText } from "./prompting.ts";
 import type { Backup, Expander, ProgramRecord, Pruner, Refiner, SearchContext, Selector, Simulator, TreeNode } from "./types.ts";
-import { limitReached, type SearchLimits } from "./search-output.ts";
+import { limitReached, type PairsMode, type SearchLimits } from "./search-output.ts";
 
 export interface SearchOperators {
   readonly select: Selector;
@@ -47,6 +49,10 @@ export interface SearchOperators {
 export interface SearchConfig extends SearchLimits {
   readonly rollouts: number;
   readonly max_depth: number;
+  /** false: the root is expanded first, never simulated (the authors' collection). Default true. */
+  readonly simulate_root?: boolean | undefined;
+  /** Early stop only after this many rollouts (default 0). */
+  readonly min_rollouts?: number | undefined;
 }
 
 export type StopReason = "rollouts" | "early_stop" | "max_llm_calls" | "max_tokens" | "max_seconds" | "exhausted" | "aborted";
@@ -147,34 +153,75 @@ export function newNode(id: string, parent: TreeNode | null, thought: string, ag
 
 const mean = (xs: ReadonlyArray<number>): number => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length);
 
+/** Clues as the authors' D_p2t writes them: a JSON list of "Clue of Step i: <thought>". */
+export function cluesOf(thoughts: ReadonlyArray<string>): string {
+  return JSON.stringify(thoughts.map((t, i) => `Clue of Step ${i + 1}: ${t}`));
+}
+
 /**
- * The D_p2t / D_t2s pairs of a finished search: every open, non-root node with a thought path
- * and a program at or above `minPassRate` gives one problem->thoughts pair and one
- * thoughts->program pair per distinct such program. Shared by the searches built on TreeNode.
+ * The two training conversations of a thought path (the authors' structure, templates
+ * pair-p2t and pair-t2s): problem -> clues, and problem + clues -> program. The problem is
+ * rendered by prompting.ts as in every other prompt.
  */
-export function trainingPairs(problem: PublicProblem, order: ReadonlyArray<TreeNode>, thoughtsTo: (node: TreeNode) => string[], minPassRate: number): { p2t: ChatPair[]; t2s: ChatPair[] } {
+export function pairMessages(problem: PublicProblem, thoughts: ReadonlyArray<string>, code: string, prompts: PromptLibrary): { p2t: ChatMessage[]; t2s: ChatMessage[] } {
+  const text = problemText(problem);
+  const clues = cluesOf(thoughts);
+  return {
+    p2t: [
+      { role: "user", content: prompts.render("pair-p2t", { problem: text }) },
+      { role: "assistant", content: clues },
+    ],
+    t2s: [
+      { role: "user", content: prompts.render("pair-t2s", { problem: text, clues, format_instructions: formatInstructions(problem) }) },
+      { role: "assistant", content: code.trimEnd() },
+    ],
+  };
+}
+
+/**
+ * The D_p2t / D_t2s pairs of a finished search, from open non-root nodes with a thought path and
+ * programs:
+ * - `best-path` (the authors' collection): the best-valued node (ties: higher pass rate, then
+ *   the earliest) gives one problem->clues pair and one clues->program pair with its best program
+ *   - none when that program's public pass rate is below `minPassRate`;
+ * - `all-nodes`: every node with a program at or above `minPassRate` gives one problem->clues
+ *   pair and one clues->program pair per distinct such program.
+ * Shared by the searches built on TreeNode.
+ */
+export function trainingPairs(
+  problem: PublicProblem,
+  order: ReadonlyArray<TreeNode>,
+  thoughtsTo: (node: TreeNode) => string[],
+  options: { readonly mode: PairsMode; readonly minPassRate: number; readonly prompts: PromptLibrary },
+): { p2t: ChatPair[]; t2s: ChatPair[] } {
   const p2t: ChatPair[] = [];
   const t2s: ChatPair[] = [];
-  const statement = problemText(problem);
-  for (const node of order) {
-    if (node.parent === null || node.status !== "open") continue;
-    const good = node.programs.filter((p) => p.passRate >= minPassRate);
-    if (good.length === 0) continue;
-    const thoughts = numberedThoughts(thoughtsTo(node));
-    if (thoughtsTo(node).length === 0) continue;
-    const top = Math.max(...good.map((p) => p.passRate));
-    p2t.push({ messages: [{ role: "user", content: statement }, { role: "assistant", content: thoughts }], problem_id: problem.id, node_id: node.id, agent: node.agent, public_pass_rate: top });
+  const candidates = order.filter((n) => n.parent !== null && n.status === "open" && n.programs.length > 0 && thoughtsTo(n).length > 0);
+  const emit = (node: TreeNode, programs: ReadonlyArray<ProgramRecord>) => {
+    const thoughts = thoughtsTo(node);
+    const top = Math.max(...programs.map((p) => p.passRate));
     const seen = new Set<string>();
-    for (const p of good) {
+    for (const [i, p] of programs.entries()) {
+      const messages = pairMessages(problem, thoughts, p.code, options.prompts);
+      if (i === 0) p2t.push({ messages: messages.p2t, problem_id: problem.id, node_id: node.id, agent: node.agent, public_pass_rate: top });
       if (seen.has(p.code)) continue;
       seen.add(p.code);
-      t2s.push({
-        messages: [{ role: "user", content: `${statement}\n\nReasoning:\n${thoughts}` }, { role: "assistant", content: p.code }],
-        problem_id: problem.id,
-        node_id: node.id,
-        agent: p.agent,
-        public_pass_rate: p.passRate,
-      });
+      t2s.push({ messages: messages.t2s, problem_id: problem.id, node_id: node.id, agent: p.agent, public_pass_rate: p.passRate });
+    }
+  };
+  if (options.mode === "best-path") {
+    let best: TreeNode | undefined;
+    for (const n of candidates) {
+      if (best === undefined || n.value > best.value || (n.value === best.value && (n.pr ?? 0) > (best.pr ?? 0))) best = n;
+    }
+    if (best !== undefined) {
+      const program = best.programs.reduce((a, b) => (b.passRate > a.passRate ? b : a));
+      if (program.passRate >= options.minPassRate) emit(best, [program]);
+    }
+  } else {
+    for (const node of candidates) {
+      const good = node.programs.filter((p) => p.passRate >= options.minPassRate);
+      if (good.length > 0) emit(node, good);
     }
   }
   return { p2t, t2s };
@@ -243,7 +290,7 @@ export async function runSearch(input: SearchInput): Promise<SearchResult> {
   const ctx: SearchContext = { problem, agents, prompts: input.prompts, reward: input.reward, signal, thoughtsTo, emit };
 
   const stopReason = (): StopReason | undefined => limitReached(config, counter, (now() - t0) / 1000, signal);
-  const solved = (): boolean => config.early_stop && best.passRate >= 1;
+  const solved = (): boolean => config.early_stop && best.passRate >= 1 && rollouts >= (config.min_rollouts ?? 0);
 
   const simulate = async (node: TreeNode): Promise<void> => {
     const records = await op.simulate.simulate(node, ctx);
@@ -261,7 +308,7 @@ export async function runSearch(input: SearchInput): Promise<SearchResult> {
   const root = add(newNode("0", null, "", null, 1));
   let stopped: StopReason | undefined = stopReason();
   let rollouts = 0;
-  if (stopped === undefined) {
+  if (stopped === undefined && config.simulate_root !== false) {
     await simulate(root);
     op.backup.backup([root], op.backup.rewardOf(root));
     if (solved()) stopped = "early_stop";
@@ -274,6 +321,11 @@ export async function runSearch(input: SearchInput): Promise<SearchResult> {
     }
     stopped = stopReason();
     if (stopped !== undefined) break;
+    // Solved during an earlier rollout, before min_rollouts allowed stopping.
+    if (solved()) {
+      stopped = "early_stop";
+      break;
+    }
     rollouts++;
     // Select: descend through open, simulated children.
     let leaf = root;
@@ -367,8 +419,7 @@ export async function runSearch(input: SearchInput): Promise<SearchResult> {
   };
   if (best.passRate < 0) best = { code: "", passRate: 0, agent: null, node: null };
 
-  // Training pairs from the paths whose programs reached the bar.
-  const { p2t, t2s } = trainingPairs(problem, order, thoughtsTo, config.export_min_pass_rate);
+  const { p2t, t2s } = trainingPairs(problem, order, thoughtsTo, { mode: config.pairs, minPassRate: config.export_min_pass_rate, prompts: input.prompts });
 
   const finalBest = best;
   return {

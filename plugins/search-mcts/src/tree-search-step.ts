@@ -27,6 +27,8 @@ export default definePlugin({
   config: Schema.Struct({
     rollouts: option(Schema.Int.pipe(Schema.nonNegative()), 16, "rollouts (RethinkMCTS: 16)"),
     max_depth: option(Schema.Int.pipe(Schema.positive()), 6, "thoughts on a path at most (nodes at this depth are terminal)"),
+    simulate_root: option(Schema.Boolean, true, "simulate the root first (programs from the problem alone; the search schedule); false: expand the root first, as the authors' data collection does, so every problem gets thoughts"),
+    min_rollouts: option(Schema.Int.pipe(Schema.nonNegative()), 0, "early stop only after this many rollouts (data collection: thoughts before the search may stop)"),
     ...searchLimitFields,
   }),
   requires: {

@@ -15,7 +15,7 @@ import { chainPassRate, chainScript, ScriptedPolicy, ScriptedReward, type Script
 import type { Backup, Expander, Pruner, Refiner, Selector, Simulator } from "./types.ts";
 
 const prompts = promptLibrary();
-const CONFIG: SearchConfig = { rollouts: 16, max_depth: 6, early_stop: true, export_min_pass_rate: 1 };
+const CONFIG: SearchConfig = { rollouts: 16, max_depth: 6, early_stop: true, export_min_pass_rate: 1, pairs: "all-nodes" };
 
 async function setup(opts: { script?: Script; passRate?: (code: string) => number; width?: number; n?: number; prune?: boolean; refine?: Record<string, unknown>; agents?: string[] }) {
   const agents = (opts.agents ?? ["a", "b"]).map((n) => new ScriptedPolicy(n, opts.script ?? chainScript));
@@ -43,10 +43,12 @@ test("early stop: the search stops at the first program passing every public tes
   assert.equal(r.stats.llm_calls, 2 + 2 + 8 + 2 + 2);
   assert.equal(agents[0]!.calls.length + agents[1]!.calls.length, r.stats.llm_calls);
   assert.equal(r.pairs.p2t.length, 1);
-  assert.deepEqual(r.pairs.p2t[0]!.messages[1], { role: "assistant", content: "1. a step 1.0\n2. a step 2.0" });
-  assert.equal(r.pairs.p2t[0]!.messages[0]!.content, problem(0).statement);
+  // The authors' structure: clues as a JSON list after the p2t prompt; the problem rendered as everywhere.
+  assert.deepEqual(r.pairs.p2t[0]!.messages[1], { role: "assistant", content: '["Clue of Step 1: a step 1.0","Clue of Step 2: a step 2.0"]' });
+  assert.match(r.pairs.p2t[0]!.messages[0]!.content, /step by step[\s\S]*-----Clues-----\n?$/);
+  assert.ok(r.pairs.p2t[0]!.messages[0]!.content.includes(`\n\n${problem(0).statement}\n\n`));
   assert.deepEqual(r.pairs.t2s.map((x) => x.agent), ["a", "b"], "one pair per distinct passing program");
-  assert.match(r.pairs.t2s[0]!.messages[0]!.content, /Reasoning:\n1\. a step 1\.0\n2\. a step 2\.0/);
+  assert.match(r.pairs.t2s[0]!.messages[0]!.content, /-----Clues-----\n\["Clue of Step 1: a step 1\.0","Clue of Step 2: a step 2\.0"\]/);
   assert.match(r.pairs.t2s[0]!.messages[1]!.content, /print\(2\)/);
 });
 
@@ -143,4 +145,38 @@ test("the tree JSON holds every node with its programs and the run's stats", asy
   const first = json.nodes.find((n) => n.id === "0.0")!;
   for (const key of ["thought", "agent", "visits", "value", "returns", "pr", "programs", "status", "terminal", "prior"]) assert.ok(key in first, key);
   assert.deepEqual(Object.keys((first.programs as object[])[0]!), ["agent", "code", "passRate", "verdicts"]);
+});
+
+test("collection: a problem solved at once yields no pairs under the search schedule, and pairs under the collection schedule", async () => {
+  const { run } = await setup({ passRate: () => 1 });
+  const search = await run({ pairs: "best-path" });
+  assert.equal(search.stats.stopped_by, "early_stop");
+  assert.equal(search.stats.rollouts, 0, "the root's programs pass: the search never expands");
+  assert.deepEqual([search.pairs.p2t.length, search.pairs.t2s.length], [0, 0]);
+
+  // The authors' collection: the root expanded first (never simulated), every rollout run.
+  const collect = await run({ simulate_root: false, early_stop: false, rollouts: 3, pairs: "best-path" });
+  assert.equal(collect.stats.stopped_by, "rollouts");
+  assert.equal(collect.nodes[0]!.pr, null, "the root is not simulated");
+  assert.deepEqual([collect.pairs.p2t.length, collect.pairs.t2s.length], [1, 1], "best-path: one pair of each kind");
+  const best = collect.nodes.filter((n) => n.parent !== null).reduce((a, b) => (b.value > a.value ? b : a));
+  assert.equal(collect.pairs.p2t[0]!.node_id, best.id, "from the best-valued node");
+
+  // Early stop after a minimum of rollouts.
+  const min = await run({ simulate_root: false, rollouts: 10, min_rollouts: 2, pairs: "best-path" });
+  assert.equal(min.stats.stopped_by, "early_stop");
+  assert.equal(min.stats.rollouts, 2);
+});
+
+test("pairs: best-path yields nothing when its best program fails the public tests, unless export_min_pass_rate allows it; all-nodes keeps every passing node", async () => {
+  const { run } = await setup({});
+  const collect = { simulate_root: false, early_stop: false, rollouts: 1 } as const;
+  // One rollout: the root's children are at depth 1 (pass rate 0.5).
+  const strict = await run({ ...collect, pairs: "best-path" });
+  assert.deepEqual([strict.pairs.p2t.length, strict.pairs.t2s.length], [0, 0]);
+  const loose = await run({ ...collect, pairs: "best-path", export_min_pass_rate: 0 });
+  assert.deepEqual([loose.pairs.p2t.length, loose.pairs.t2s.length], [1, 1]);
+  assert.equal(loose.pairs.t2s[0]!.public_pass_rate, 0.5);
+  const all = await run({ ...collect, pairs: "all-nodes", export_min_pass_rate: 0.5 });
+  assert.equal(all.pairs.p2t.length, 4, "every depth-1 node (2 agents x width 2) passes half");
 });

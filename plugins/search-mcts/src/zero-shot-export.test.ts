@@ -14,7 +14,8 @@ import type { PublicProblem, Reward } from "@bdc/reward-python";
 import { PROBLEMS } from "./dev/e2e-harness.ts";
 import { breakProgram, promptKind, ScriptedModel, startScriptedServer } from "./dev/scripted-server.ts";
 import exportPairs, { dedupePairs, type PairRow } from "./export-pairs-step.ts";
-import zeroShot, { extractPython, formatInstructions, problemText } from "./zero-shot-step.ts";
+import { extractPython, formatInstructions, problemText } from "./prompting.ts";
+import zeroShot from "./zero-shot-step.ts";
 
 const stdioProblem: PublicProblem = {
   id: "p1",
@@ -75,8 +76,10 @@ testPlugin(exportPairs, {
   ],
 });
 
-test("extractPython takes the python block, else any block, else the text", () => {
-  assert.equal(extractPython("Sure:\n```python\nprint(1)\n```\nand\n```python\nprint(2)\n```"), "print(1)\n");
+test("extractPython takes the first or last python block, else any block, else the text", () => {
+  assert.equal(extractPython("Sure:\n```python\nprint(1)\n```\nand\n```python\nprint(2)\n```", "first"), "print(1)\n");
+  assert.equal(extractPython("Sure:\n```python\nprint(1)\n```\nand\n```python\nprint(2)\n```"), "print(2)\n");
+  assert.equal(extractPython("```python\n    indented = 1\n```"), "    indented = 1\n", "leading indentation is kept");
   assert.equal(extractPython("```text\nno\n```\n```py\nx = 1\n```"), "x = 1\n");
   assert.equal(extractPython("```\ny = 2\n```"), "y = 2\n");
   assert.equal(extractPython("print(3)"), "print(3)\n");
@@ -136,11 +139,13 @@ test("step/export-pairs writes D_p2t.jsonl and D_t2s.jsonl (chat rows with prove
     ];
     const ctx = { step: "export", dir, signal: new AbortController().signal, emit() {}, log() {}, outputs: (s: string) => (s === "search" ? outputs : []) } as unknown as StepContext;
     const out = await step.run({ id: "all", data: null }, ctx);
-    assert.deepEqual(out, { p2t: 2, t2s: 1, duplicates: 1, problems: 2, files: { p2t: "D_p2t.jsonl", t2s: "D_t2s.jsonl" } });
+    assert.deepEqual(out, { p2t: 2, t2s: 1, duplicates: 1, problems: 2, files: { p2t: "D_p2t.jsonl", t2s: "D_t2s.jsonl", train: "D_train.jsonl" } });
     const p2t = fs.readFileSync(path.join(dir, "D_p2t.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
     assert.deepEqual(Object.keys(p2t[0]), ["messages", "problem_id", "node_id", "agent", "public_pass_rate"]);
     assert.deepEqual(p2t.map((r) => r.problem_id), ["a", "b"]);
     assert.equal(fs.readFileSync(path.join(dir, "D_t2s.jsonl"), "utf8").trim().split("\n").length, 1);
+    const train = fs.readFileSync(path.join(dir, "D_train.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(train.map((r) => r.messages[1].content), ["t1", "t1", "code"], "D_train = D_p2t then D_t2s");
     const bad: Item[] = [{ id: "a", data: { pairs: { p2t: [{ content: "no messages" }] } } }];
     await assert.rejects(async () => step.run({ id: "all", data: null }, { ...ctx, outputs: () => bad } as StepContext), /has no messages/);
   } finally {
