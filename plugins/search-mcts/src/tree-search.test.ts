@@ -2,7 +2,10 @@
 import * as assert from "node:assert/strict";
 import { test } from "node:test";
 import { PluginTester } from "@bdc/core/testing";
-import { promptLibrary } from "@bdc/policy";
+import { promptLibrary, type Policy } from "@bdc/policy";
+import type { StepContext, StepImpl } from "@bdc/core";
+import { formatInstructions, problemText } from "./prompting.ts";
+import zeroShotPlugin from "./zero-shot-step.ts";
 import backupPlugin from "./backup-discounted.ts";
 import expandPlugin from "./expand-agents.ts";
 import prunePlugin from "./prune-ill-child.ts";
@@ -179,4 +182,27 @@ test("pairs: best-path yields nothing when its best program fails the public tes
   assert.equal(loose.pairs.t2s[0]!.public_pass_rate, 0.5);
   const all = await run({ ...collect, pairs: "all-nodes", export_min_pass_rate: 0.5 });
   assert.equal(all.pairs.p2t.length, 4, "every depth-1 node (2 agents x width 2) passes half");
+});
+
+test("one prompt module: the search's prompts, the training pairs and the zero-shot (student) prompt render the problem the same way", async () => {
+  const withStarter = { ...problem(0), statement: "Return the sum of a list.  \n", starterCode: "class Solution:\n    def total(self, xs):\n        ", fnName: "total", style: "call" as const };
+  const { agents, reward } = await setup({});
+  const operators = {
+    select: await new PluginTester(pucbPlugin).make<Selector>({}),
+    expand: await new PluginTester(expandPlugin).make<Expander>({ width: 2 }, { agents, prompts }),
+    simulate: await new PluginTester(simulatePlugin).make<Simulator>({ n: 1 }, { agents, prompts, reward }),
+    backup: await new PluginTester(backupPlugin).make<Backup>({}),
+  };
+  const r = await runSearch({ problem: withStarter, agents, prompts, reward, operators, config: { ...CONFIG, simulate_root: false, early_stop: false, rollouts: 2, export_min_pass_rate: 0, pairs: "best-path" } });
+  const text = problemText(withStarter);
+  assert.match(text, /^Return the sum of a list\.\n\nStarter code:\n```python\nclass Solution:/);
+  const searchPrompts = agents.flatMap((a) => a.calls.map((c) => c.prompt));
+  assert.ok(searchPrompts.length > 0 && searchPrompts.every((p) => p.includes(text)), "every search prompt");
+  for (const pair of [...r.pairs.p2t, ...r.pairs.t2s]) assert.ok(pair.messages[0]!.content.includes(text), "every training pair");
+  assert.ok(r.pairs.t2s[0]!.messages[0]!.content.includes(formatInstructions(withStarter)));
+  let zeroShotPrompt = "";
+  const student = { ...agents[0]!, name: "student", complete: async (messages: ReadonlyArray<{ content: string }>) => ((zeroShotPrompt = messages[0]!.content), agents[0]!.complete([{ role: "user", content: "Write a Python 3 program" }])) } as unknown as Policy;
+  const step = await new PluginTester(zeroShotPlugin).make<StepImpl>({}, { agent: student, prompts, reward });
+  await step.run({ id: withStarter.id, data: withStarter }, {} as StepContext);
+  assert.ok(zeroShotPrompt.includes(text) && zeroShotPrompt.includes(formatInstructions(withStarter)), "the zero-shot / student evaluation prompt");
 });
