@@ -1,5 +1,6 @@
 /**
- * Building plugin instances, dependencies first, outside or inside a run (`bdc run`, `bdc ask`).
+ * Building plugin instances, dependencies first, outside or inside a run (`bdc run`, `bdc ask`);
+ * in a run, each step's instances when the step starts.
  * Each instance may expose `close()` or `Symbol.asyncDispose` (called, in reverse build order,
  * when its owner is done) and `stats()` (folded into summary.json under `instances`).
  */
@@ -26,33 +27,33 @@ export interface Instances {
 
 /** The named instances and everything they reference, built in dependency order. */
 export async function instantiate(wf: ResolvedWorkflow, names: Iterable<string>, services: InstanceServices): Promise<Instances> {
-  const wanted = new Set<string>();
-  const want = (name: string) => {
-    if (wanted.has(name)) return;
-    wanted.add(name);
-    for (const ref of Object.values(wf.instances.get(name)?.refs ?? {})) for (const r of [ref ?? []].flat()) want(r);
-  };
-  for (const n of names) want(n);
-
-  const built = new Map<string, unknown>();
-  const instances: Instances = {
-    get: <T>(name: string) => built.get(name) as T,
-    get names() {
-      return [...built.keys()];
-    },
-    async stats() {
-      const out: Record<string, Record<string, unknown>> = {};
-      for (const [name, impl] of built) {
-        const s = (impl as { stats?: () => unknown } | null)?.stats;
-        if (typeof s === "function") out[name] = (await s.call(impl)) as Record<string, unknown>;
-      }
-      return out;
-    },
-    async close() {
-      for (const impl of [...built.values()].reverse()) await dispose(impl).catch(() => {});
-    },
-  };
+  const instances = instanceBuilder(wf, services);
   try {
+    await instances.ensure(names);
+  } catch (e) {
+    await instances.close();
+    throw e;
+  }
+  return instances;
+}
+
+/**
+ * Instances built on demand: `ensure(names)` builds those not built yet and what they reference,
+ * dependencies first, one build at a time (two steps starting together share an instance). A run
+ * builds each step's instances when the step starts, so an instance that reads an earlier step's
+ * files (a dataset of exported pairs, a trained hypernetwork) is built after that step.
+ */
+export function instanceBuilder(wf: ResolvedWorkflow, services: InstanceServices): Instances & { ensure(names: Iterable<string>): Promise<void> } {
+  const built = new Map<string, unknown>();
+  let queue: Promise<void> = Promise.resolve();
+  const build = async (names: Iterable<string>): Promise<void> => {
+    const wanted = new Set<string>();
+    const want = (name: string) => {
+      if (wanted.has(name) || built.has(name)) return;
+      wanted.add(name);
+      for (const ref of Object.values(wf.instances.get(name)?.refs ?? {})) for (const r of [ref ?? []].flat()) want(r);
+    };
+    for (const n of names) want(n);
     for (const inst of wf.instances.values()) {
       if (!wanted.has(inst.name)) continue;
       const deps: Record<string, unknown> = {};
@@ -79,11 +80,29 @@ export async function instantiate(wf: ResolvedWorkflow, names: Iterable<string>,
         });
       }
     }
-  } catch (e) {
-    await instances.close();
-    throw e;
-  }
-  return instances;
+  };
+  return {
+    ensure(names) {
+      const job = queue.then(() => build(names));
+      queue = job.catch(() => undefined);
+      return job;
+    },
+    get: <T>(name: string) => built.get(name) as T,
+    get names() {
+      return [...built.keys()];
+    },
+    async stats() {
+      const out: Record<string, Record<string, unknown>> = {};
+      for (const [name, impl] of built) {
+        const s = (impl as { stats?: () => unknown } | null)?.stats;
+        if (typeof s === "function") out[name] = (await s.call(impl)) as Record<string, unknown>;
+      }
+      return out;
+    },
+    async close() {
+      for (const impl of [...built.values()].reverse()) await dispose(impl).catch(() => {});
+    },
+  };
 }
 
 async function dispose(impl: unknown): Promise<void> {

@@ -115,7 +115,25 @@ steps:
   assert.equal(broken.summary.steps.a!.status, "failed");
   assert.match(broken.summary.steps.a!.error!.message, /summary broke/);
   assert.equal(broken.summary.steps.b!.status, "skipped");
-  assert.equal(probes.get("b")!.ran.length, 0);
+  assert.equal(probes.get("b"), undefined, "a skipped step's instance is never built (instances are built when their step starts)");
+});
+
+test("a step's instances are built when the step starts: after the steps it needs (they may read their files)", async () => {
+  const done = await run(`
+plugins:
+  items: { use: dataset/range, with: { n: 3 } }
+  a: { use: step/probe, with: { ms: 20 } }
+  b: { use: step/probe }
+  c: { use: step/probe }
+steps:
+  a: { for_each: items }
+  b: { for_each: a }
+  c: { for_each: items }
+`);
+  assert.equal(done.status, "succeeded");
+  assert.ok(probes.get("b")!.builtAt >= probes.get("a")!.endedAt, "b is built after a has finished");
+  assert.ok(probes.get("c")!.builtAt < probes.get("a")!.endedAt, "c, which needs nothing, does not wait for a");
+  assert.ok(probes.get("a")!.closed && probes.get("b")!.closed, "every built instance is closed at the end");
 });
 
 test("an aborted signal interrupts the run; resume finishes it without redoing items", async () => {

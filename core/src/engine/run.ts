@@ -10,7 +10,7 @@ import { Cause, Deferred, Effect, Exit } from "effect";
 import { stringify } from "yaml";
 import { BdcError, toBdcErrors } from "../errors.ts";
 import type { DatasetImpl, Item, StepContext, StepImpl, StepResult } from "../plugin.ts";
-import { instantiate, type InstanceServices, type Instances } from "./instances.ts";
+import { instanceBuilder, type InstanceServices, type Instances } from "./instances.ts";
 import { writeReport } from "../report/html.ts";
 import type { ResolvedStep, ResolvedWorkflow } from "../workflow/resolve.ts";
 import { SilentProgress, type ProgressReporter } from "./progress.ts";
@@ -74,6 +74,9 @@ export function pluginsManifest(wf: ResolvedWorkflow): Record<string, { id: stri
   return out;
 }
 
+/** The instances a step uses: its own and its `for_each` dataset (what they reference comes with them). */
+const stepInstances = (step: ResolvedStep): string[] => [step.instance, ...(step.forEach?.kind === "dataset" ? [step.forEach.name] : [])];
+
 export async function runWorkflow(options: RunOptions): Promise<RunOutcome> {
   const wf = options.workflow;
   const progress = options.progress ?? new SilentProgress();
@@ -106,7 +109,7 @@ export async function runWorkflow(options: RunOptions): Promise<RunOutcome> {
   };
   const program = Effect.gen(function* () {
     const impls = yield* Effect.acquireRelease(
-      Effect.tryPromise({ try: () => instantiate(wf, wf.used, services), catch: (e) => toBdcErrors(e)[0]! }),
+      Effect.sync(() => instanceBuilder(wf, services)),
       (built) =>
         Effect.promise(async () => {
           summary.instances = await built.stats().catch((e) => ({ error: { message: String(e) } }));
@@ -124,6 +127,7 @@ export async function runWorkflow(options: RunOptions): Promise<RunOutcome> {
           // A step whose items partly failed still feeds its successful outputs forward; a
           // step that failed as a whole (or was skipped) leaves nothing to work on.
           const blocked = step.needs.some((n) => summary.steps[n]!.status === "skipped" || summary.steps[n]!.error !== undefined);
+          if (!blocked) yield* Effect.tryPromise({ try: () => impls.ensure(stepInstances(step)), catch: (e) => toBdcErrors(e)[0]! });
           const status: StepStatus = blocked
             ? skipStep(step, summary, store)
             : yield* runStep(step, impls, semaphore, wf.concurrency, store, summary.steps[step.name]!, progress, runAbort.signal);
