@@ -1,30 +1,48 @@
 import * as fs from "node:fs";
+import * as path from "node:path";
 import * as readline from "node:readline";
 import { Schema } from "effect";
-import { BdcError, definePlugin, FilePath, option, optional, required, type DatasetImpl, type Item } from "@bdc/core";
+import { BdcError, definePlugin, FilePath, option, optional, type DatasetImpl, type Item } from "@bdc/core";
 
 const ID_FIELDS = ["id", "task_id", "problem_id", "name"];
 
-/** Rows of a JSONL file (Hugging Face dataset rows exported with `to_json(lines=True)`). */
+/**
+ * Rows of a JSONL file (Hugging Face dataset rows exported with `to_json(lines=True)`). With
+ * `step:`, the file is one that step of the same run wrote (`steps/<step>/<path>`, e.g. the
+ * D_train.jsonl of step/export-pairs): it is read when the consuming step starts, which must
+ * list that step in its `needs`.
+ */
 export default definePlugin({
   id: "dataset/jsonl",
   version: "0.1.0",
   description: "Rows of a JSONL file as items (one JSON object per line); the item id is a field of the row",
   config: Schema.Struct({
-    path: required(FilePath, "the JSONL file (relative to the YAML file that sets it)"),
+    path: optional(FilePath, "the JSONL file (relative to the YAML file that sets it)"),
+    step: optional(Schema.String.pipe(Schema.minLength(1)), "instead of path: read a file an earlier step of this run wrote (steps/<step>/<file>); the steps that read it list that step in needs"),
+    file: option(Schema.String.pipe(Schema.minLength(1)), "D_train.jsonl", "with step: the file's name in that step's directory"),
     id_field: optional(Schema.String, `field holding the item id (default: the first of ${ID_FIELDS.join(", ")} present; else the line number)`),
     limit: optional(Schema.Int.pipe(Schema.positive()), "keep only the first N rows"),
     offset: option(Schema.Int.pipe(Schema.nonNegative()), 0, "skip the first N rows"),
   }),
-  preflight(config, ctx) {
-    return fs.existsSync(config.path)
-      ? []
-      : [{ code: "BDC_FILE_NOT_FOUND", path: ["path"], message: `no such file: ${config.path}`, hint: "a relative path is resolved from the directory of the YAML file that sets it" }];
+  preflight(config) {
+    if ((config.path === undefined) === (config.step === undefined)) {
+      return [{ code: "BDC_CONFIG_VALUE", path: ["path"], message: "give the file as path: (a file) or step: (a file an earlier step of the run writes), one of them", hint: "path: data/pairs.jsonl, or step: export (with file: D_train.jsonl)" }];
+    }
+    if (config.path === undefined || fs.existsSync(config.path)) return [];
+    return [{ code: "BDC_FILE_NOT_FOUND", path: ["path"], message: `no such file: ${config.path}`, hint: "a relative path is resolved from the directory of the YAML file that sets it" }];
   },
-  make(config): DatasetImpl<Record<string, unknown>> {
-    const file = config.path;
+  make(config, _deps, kernel): DatasetImpl<Record<string, unknown>> {
+    const fromStep = config.step;
+    if (fromStep !== undefined && kernel.runDir === undefined) {
+      throw new BdcError({ code: "BDC_CONFIG_VALUE", message: `step: ${fromStep} reads a file of a run; this instance is not built for a run`, plugin: "dataset/jsonl", path: ["step"] });
+    }
+    if ((config.path === undefined) === (fromStep === undefined)) throw new BdcError({ code: "BDC_CONFIG_VALUE", message: "give path: or step:, one of them", plugin: "dataset/jsonl", path: ["path"] });
+    const file = fromStep === undefined ? config.path! : path.join(kernel.runDir!, "steps", fromStep, config.file);
     return {
       async *items(): AsyncIterable<Item<Record<string, unknown>>> {
+        if (!fs.existsSync(file)) {
+          throw new BdcError({ code: "BDC_FILE_NOT_FOUND", message: `no such file: ${file}`, hint: fromStep === undefined ? "a relative path is resolved from the directory of the YAML file that sets it" : `step "${fromStep}" writes it: list it in the needs of the steps that read this dataset`, plugin: "dataset/jsonl" });
+        }
         const lines = readline.createInterface({ input: fs.createReadStream(file, "utf8"), crlfDelay: Infinity });
         let lineNo = 0;
         let row = 0;

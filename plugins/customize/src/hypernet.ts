@@ -22,6 +22,9 @@ export type SoftmaxMode = (typeof SOFTMAX_MODES)[number];
 
 export const HYPERNET_FILES = { config: "hypernet_config.json", weights: "hypernet.safetensors" } as const;
 
+/** Where step/train-hypernet writes the hypernetwork in its step directory (composer/hypernet's from_step reads it there). */
+export const HYPERNET_DIR = "hypernet";
+
 export interface HypernetConfig {
   /** Encoder model and dimension the embeddings (and centroids) come from. */
   readonly encoder: { readonly model: string; readonly dimension: number };

@@ -3,7 +3,7 @@
  * tree search outputs, per problem, problem->thought pairs (D_p2t) and thought->solution pairs
  * (D_t2s); this step gathers them from every problem into `D_p2t.jsonl` and `D_t2s.jsonl` in its
  * step directory: one Hugging Face chat row per line (`{"messages": [{role, content}, ...]}`)
- * with its provenance (problem_id, node_id, agent, public_pass_rate). A pair whose messages
+ * with a unique id and its provenance (problem_id, node_id, agent, public_pass_rate). A pair whose messages
  * occur twice (the same thought reached by two agents, a cached rerun) is written once: the
  * copy with the best public pass rate is kept. `D_train.jsonl` is both files together: D_train,
  * what the experts and the hypernetwork train on (the trainer reads these chat rows as they are).
@@ -60,13 +60,25 @@ export function dedupePairs(rows: Iterable<PairRow>): { rows: PairRow[]; duplica
   return { rows: [...kept.values()], duplicates };
 }
 
-function writeJsonl(file: string, rows: ReadonlyArray<PairRow>): void {
+/** Stable, unique row ids: `<kind>-<problem>-<node>`, with `-<k>` for a node's further programs (datasets key items by them). */
+function withIds(kind: "p2t" | "t2s", rows: ReadonlyArray<PairRow>): Array<PairRow & { id: string }> {
+  const seen = new Map<string, number>();
+  return rows.map((r) => {
+    const base = `${kind}-${r.problem_id}-${r.node_id}`;
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    return { ...r, id: n === 0 ? base : `${base}-${n}` };
+  });
+}
+
+function writeJsonl(file: string, rows: ReadonlyArray<PairRow & { id: string }>): void {
   const tmp = `${file}.tmp`;
   fs.writeFileSync(
     tmp,
     rows
       .map((r) =>
         JSON.stringify({
+          id: r.id,
           messages: r.messages.map((m) => ({ role: m.role, content: m.content })),
           problem_id: r.problem_id,
           node_id: r.node_id,
@@ -109,9 +121,11 @@ export default definePlugin({
         const a = dedupePairs(p2t);
         const b = dedupePairs(t2s);
         const files = { p2t: path.join(ctx.dir, PAIR_FILES.p2t), t2s: path.join(ctx.dir, PAIR_FILES.t2s), train: path.join(ctx.dir, PAIR_FILES.train) };
-        writeJsonl(files.p2t, a.rows);
-        writeJsonl(files.t2s, b.rows);
-        writeJsonl(files.train, [...a.rows, ...b.rows]);
+        const p2tRows = withIds("p2t", a.rows);
+        const t2sRows = withIds("t2s", b.rows);
+        writeJsonl(files.p2t, p2tRows);
+        writeJsonl(files.t2s, t2sRows);
+        writeJsonl(files.train, [...p2tRows, ...t2sRows]);
         ctx.log(`${config.from}: ${a.rows.length} problem->thought and ${b.rows.length} thought->solution pairs (${a.duplicates + b.duplicates} duplicates dropped)`);
         return { p2t: a.rows.length, t2s: b.rows.length, duplicates: a.duplicates + b.duplicates, problems, files: { ...PAIR_FILES } };
       },

@@ -141,7 +141,8 @@ test("step/export-pairs writes D_p2t.jsonl and D_t2s.jsonl (chat rows with prove
     const out = await step.run({ id: "all", data: null }, ctx);
     assert.deepEqual(out, { p2t: 2, t2s: 1, duplicates: 1, problems: 2, files: { p2t: "D_p2t.jsonl", t2s: "D_t2s.jsonl", train: "D_train.jsonl" } });
     const p2t = fs.readFileSync(path.join(dir, "D_p2t.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
-    assert.deepEqual(Object.keys(p2t[0]), ["messages", "problem_id", "node_id", "agent", "public_pass_rate"]);
+    assert.deepEqual(Object.keys(p2t[0]), ["id", "messages", "problem_id", "node_id", "agent", "public_pass_rate"]);
+    assert.deepEqual(p2t.map((r) => r.id), ["p2t-a-0.1", "p2t-b-0.1"]);
     assert.deepEqual(p2t.map((r) => r.problem_id), ["a", "b"]);
     assert.equal(fs.readFileSync(path.join(dir, "D_t2s.jsonl"), "utf8").trim().split("\n").length, 1);
     const train = fs.readFileSync(path.join(dir, "D_train.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));

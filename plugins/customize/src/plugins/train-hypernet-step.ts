@@ -7,7 +7,8 @@
  * features pair them.
  *
  * Output: {hypernet, steps, best_epoch, eval_loss_by_epoch, experts, seconds}; the folder is
- * `steps/<step>/hypernet/` (what composer/hypernet and `bdc hypernet export` read).
+ * `steps/<step>/hypernet/` (what composer/hypernet and `bdc hypernet export` read). The rows
+ * are a file (`data:`) or the D_train.jsonl of this run's step/export-pairs step (`data_from:`).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -15,7 +16,7 @@ import { Schema } from "effect";
 import { BdcError, definePlugin, FilePath, option, optional, PathOrName, required, type StepContext, type StepImpl } from "@bdc/core";
 import { defaultOnnxCache, GATE_SCALES, LORA_TARGETS, resolveModelDir } from "@bdc/lm-local";
 import type { Encoder } from "@bdc/policy";
-import { SOFTMAX_MODES } from "../hypernet.ts";
+import { HYPERNET_DIR, SOFTMAX_MODES } from "../hypernet.ts";
 import { HYPERNET_TRAIN_DEFAULTS, trainHypernet } from "../train-hypernet.ts";
 
 export interface TrainHypernetOutput {
@@ -36,7 +37,8 @@ export const TrainHypernetConfig = Schema.Struct({
   experts_from: optional(Schema.String, "a step whose outputs name the experts (`adapter`; e.g. the step/train-lora fan-out over the clusters) - list it in needs"),
   centroids: optional(FilePath, "centroids.safetensors of the clustering"),
   clusters_from: optional(Schema.String, "the step/cluster step whose centroids to use - list it in needs"),
-  data: required(FilePath, "training rows (D_train: the problem->thought and thought->solution pairs; chat, prompt/completion or text JSONL)"),
+  data: optional(FilePath, "training rows (D_train: the problem->thought and thought->solution pairs; chat, prompt/completion or text JSONL)"),
+  data_from: optional(Schema.String, "instead of data: the D_train.jsonl an earlier step of this run wrote (step/export-pairs) - list it in needs"),
   eval_data: optional(FilePath, "validation rows: the loss every epoch, the best epoch kept"),
   layers: optional(Schema.Array(Schema.Int.pipe(Schema.nonNegative())), "compose on these layers (default: every layer the experts adapt; the authors: 0-9)"),
   targets: optional(Schema.Array(Schema.Literal(...LORA_TARGETS)), "compose on these projections (default: the experts' targets; the authors: q_proj, v_proj)"),
@@ -72,6 +74,7 @@ export default definePlugin({
   preflight(config) {
     const problems = [];
     if ((config.experts === undefined) === (config.experts_from === undefined)) problems.push({ code: "BDC_CONFIG_VALUE", path: ["experts"], message: "give the experts as experts: (folders) or experts_from: (a step), one of them", hint: "experts_from: expert (the step/train-lora fan-out over the clusters)" });
+    if ((config.data === undefined) === (config.data_from === undefined)) problems.push({ code: "BDC_CONFIG_VALUE", path: ["data"], message: "give the training rows as data: (a file) or data_from: (the step/export-pairs step of this run), one of them", hint: "data_from: export" });
     if ((config.centroids === undefined) === (config.clusters_from === undefined)) problems.push({ code: "BDC_CONFIG_VALUE", path: ["centroids"], message: "give the centroids as centroids: (a file) or clusters_from: (the step/cluster step), one of them", hint: "clusters_from: cluster" });
     for (const [key, file] of [["data", config.data], ["eval_data", config.eval_data], ["centroids", config.centroids]] as const) {
       if (file !== undefined && !fs.existsSync(file)) problems.push({ code: "BDC_FILE_NOT_FOUND", path: [key], message: `${file} does not exist` });
@@ -86,14 +89,16 @@ export default definePlugin({
         const experts = config.experts_from !== undefined ? fromStep(ctx, config.experts_from, "adapter").map((e) => ({ name: e.id, dir: e.file })) : config.experts!.map((dir) => ({ name: path.basename(dir), dir }));
         const centroids = config.clusters_from !== undefined ? fromStep(ctx, config.clusters_from, "centroids")[0]?.file : config.centroids;
         if (centroids === undefined) throw new BdcError({ code: "BDC_ITEM_FAILED", message: `step "${config.clusters_from}" has no output with centroids` });
-        const out = path.join(ctx.dir, "hypernet");
+        const runDir = path.dirname(path.dirname(ctx.dir));
+        const data = config.data ?? path.join(runDir, "steps", config.data_from!, "D_train.jsonl");
+        const out = path.join(ctx.dir, HYPERNET_DIR);
         let shown = -1;
         const { report } = await trainHypernet(
           {
             model,
             experts,
             centroids,
-            data: config.data,
+            data,
             evalData: config.eval_data,
             out,
             layers: config.layers,
@@ -123,7 +128,6 @@ export default definePlugin({
             },
           },
         );
-        const runDir = path.dirname(path.dirname(ctx.dir));
         return { hypernet: path.relative(runDir, out), steps: report.steps, best_epoch: report.best_epoch ?? null, eval_loss_by_epoch: report.eval_loss_by_epoch, experts: report.experts, seconds: Math.round(report.seconds * 100) / 100 };
       },
       summarize(results) {
