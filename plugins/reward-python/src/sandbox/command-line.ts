@@ -7,7 +7,7 @@
  *   timeout -s KILL T  setpriv --reuid=U --regid=U --clear-groups --no-new-privs --inh-caps=-all
  *   --bounding-set=-all  prlimit --as --cpu --fsize --nofile --nproc --core=0
  *   bwrap --unshare-all --unshare-user --disable-userns --die-with-parent --new-session --as-pid-1
- *   --cap-drop ALL --ro-bind /usr /usr (+ /lib /lib64 /bin symlinks) --proc /proc --dev /dev
+ *   --cap-drop ALL --ro-bind /usr /usr (+ /lib /lib64 /bin symlinks, /etc/alternatives read-only) --proc /proc --dev /dev
  *   --size 1MiB --tmpfs /dev/shm --remount-ro /dev --size tmpBytes --tmpfs /tmp --remount-ro /
  *   --chdir /tmp --clearenv --setenv PATH /usr/bin --setenv HOME /tmp --setenv LANG C.UTF-8
  *   /usr/bin/python3 -I -S -c HARNESS
@@ -187,6 +187,11 @@ export function sandboxArgv(t: Tools, spec: ArgvSpec, pythonArgs: ReadonlyArray<
     "--ro-bind",
     "/usr",
     "/usr",
+    // Debian's alternatives (libblas.so.3, liblapack.so.3: what numpy loads) are symlinks from
+    // /usr through /etc/alternatives back into /usr: the links only, read-only.
+    "--ro-bind-try",
+    "/etc/alternatives",
+    "/etc/alternatives",
     "--symlink",
     "usr/lib",
     "/lib",

@@ -36,6 +36,15 @@ describe(`executor (${SANDBOX})`, () => {
     for (const r of rs) assert.ok(r.timeMs >= 0 && r.timeMs < 1_000, `timeMs ${r.timeMs}`);
   });
 
+  test("numpy programs run (its BLAS is reached through /etc/alternatives), when the system Python has numpy", async (t) => {
+    const has = (await import("node:child_process")).spawnSync("/usr/bin/python3", ["-c", "import numpy"]).status === 0;
+    if (!has) return t.skip("python3-numpy is not installed");
+    const code = "import numpy as np\na = np.array([[1.0, 2.0], [3.0, 4.0]])\nprint(int(round(np.linalg.det(a @ a.T))))\n";
+    const rs = await ex.run({ code, tests: stdio(""), limits: LIMITS });
+    assert.deepEqual(statuses(rs), ["ok"], rs[0]!.stderr);
+    assert.equal(rs[0]!.stdout, "4\n");
+  });
+
   test("stdio: sys.stdin.buffer, unicode, a large input", async () => {
     const big = `${Array.from({ length: 50_000 }, (_, i) => i).join(" ")}\n`;
     const code = "import sys\nn = sys.stdin.buffer.readline().decode().strip()\ndata = sys.stdin.buffer.read().split()\nprint(n, len(data), sum(map(int, data)))\n";
