@@ -40,7 +40,13 @@ export async function runRun(io: Io, args: ParsedArgs): Promise<number> {
   }
   let inv: Invocation;
   if (args.positionals[0] !== undefined) inv = invocationOf(io, args.positionals[0], args);
-  else if (resumeDir !== undefined) inv = readInvocation(resumeDir);
+  else if (resumeDir !== undefined) {
+    // The recorded invocation, plus any --overlay / --set given now: never ignored silently (a
+    // change is refused below, naming the keys, unless it resolves to the same workflow).
+    const recorded = readInvocation(resumeDir);
+    const now = invocationOf(io, recorded.workflow, args);
+    inv = { ...recorded, overlays: [...recorded.overlays, ...now.overlays], sets: [...recorded.sets, ...now.sets] };
+  }
   else throw new BdcError({ code: "BDC_USAGE", message: "bdc run: missing argument <workflow.yaml>", hint: `usage: ${runCommand.usage}` });
 
   const { workflow } = await resolveInvocation(io, inv, { assumeYes: args.flags.yes === true, quiet: args.flags.quiet === true });
@@ -112,9 +118,15 @@ function checkResumable(dir: string, document: Record<string, unknown>): void {
   const now = parse(stringify(document));
   const diffs = diffPaths(before, now, []);
   if (diffs.length > 0) {
+    const valueAt = (doc: unknown, at: PathSegment[]) => at.reduce<unknown>((v, k) => (isPlainObject(v) ? v[String(k)] : undefined), doc);
+    const show = (v: unknown) => {
+      const text = v === undefined ? "(unset)" : JSON.stringify(v);
+      return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+    };
+    const described = diffs.slice(0, 5).map((d) => `${formatPath(d) || "(root)"} was ${show(valueAt(before, d))}, now ${show(valueAt(now, d))}`);
     throw new BdcError({
       code: "BDC_RESUME_MISMATCH",
-      message: `the workflow resolves differently from the run in ${dir}: ${diffs.slice(0, 5).map((d) => formatPath(d) || "(root)").join(", ")}${diffs.length > 5 ? ` and ${diffs.length - 5} more` : ""}`,
+      message: `the workflow resolves differently from the run in ${dir}: ${described.join("; ")}${diffs.length > 5 ? ` and ${diffs.length - 5} more` : ""}`,
       hint: "resume with the same workflow, overlays and --set values (or none: `bdc run --resume DIR` replays them), or start a new run",
     });
   }

@@ -41,7 +41,7 @@ describe(`executor (${SANDBOX})`, () => {
     if (!has) return t.skip("python3-numpy is not installed");
     const code = "import numpy as np\na = np.array([[1.0, 2.0], [3.0, 4.0]])\nprint(int(round(np.linalg.det(a @ a.T))))\n";
     const rs = await ex.run({ code, tests: stdio(""), limits: LIMITS });
-    assert.deepEqual(statuses(rs), ["ok"], rs[0]!.stderr);
+    assert.deepEqual(statuses(rs), ["ok"], rs[0]!.error);
     assert.equal(rs[0]!.stdout, "4\n");
   });
 
