@@ -41,6 +41,7 @@ test("workflows/bdc.yaml: problems -> pairs -> clusters -> experts -> hypernetwo
   const bdc = (...args: string[]) => runBdcAsync(repo, args, { onnxCache: path.join(tmp, "onnx"), timeoutMs: 540_000, env });
   const r = await bdc("run", "workflows/bdc.yaml", "--overlay", "tests/bdc-pipeline/fixtures/cpu.yaml", ...sets, "--out", run);
   assert.equal(r.code, 0, r.err);
+  assert.match(r.err, /\nscore:\n\| method \| introductory PR \|[\s\S]*\| DisenLoRA \|/, "bdc run ends with the PR/AC table");
 
   // Boost: every searched problem gave one problem->clues and one clues->program pair.
   const train = readJsonl<{ id: string; problem_id: string; messages: Array<{ content: string }> }>(path.join(run, "steps/export/D_train.jsonl"));

@@ -73,6 +73,11 @@ export async function runRun(io: Io, args: ParsedArgs): Promise<number> {
     io.err(`${outcome.status}: ${done} item${done === 1 ? "" : "s"} done, ${failed} failed in ${formatDuration(outcome.summary.duration_s ?? 0)}; report: ${path.join(rel, "report.html")}\n`);
     const spent = spending(outcome.summary.instances);
     if (spent !== undefined) io.err(`${spent}\n`);
+    // A step's results table (step/score writes the paper's PR/AC table as table.md), as `bdc evaluate` prints it.
+    for (const name of Object.keys(outcome.summary.steps)) {
+      const table = path.join(dir, "steps", name, RESULT_TABLE);
+      if (fs.existsSync(table)) io.err(`\n${name}:\n${fs.readFileSync(table, "utf8")}`);
+    }
     if (outcome.status === "interrupted") io.err(`resume with: pnpm bdc run --resume ${rel}\n`);
     if (outcome.status === "failed") {
       // The first failures of each step, so that the common case (one cause) needs no file to open.
@@ -89,6 +94,9 @@ export async function runRun(io: Io, args: ParsedArgs): Promise<number> {
     process.off("SIGTERM", onSignal);
   }
 }
+
+/** A step that leaves this file in its directory has it printed at the end of `bdc run` (step/score: the PR/AC table). */
+export const RESULT_TABLE = "table.md";
 
 /** Failures printed per step when a run fails (all of them are in summary.json). */
 const FAILURES_SHOWN = 3;
