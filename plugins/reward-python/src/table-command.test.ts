@@ -57,6 +57,15 @@ test("--layout table2: a row per method, APPS and CodeContests side by side (Tab
   assert.match(err, /--layout table9: unknown layout/);
 });
 
+test("rows that would carry the same label are named by their run", async () => {
+  const a = run("run-a", "solutions", { introductory: { pass_rate: 40, accuracy: 20 } });
+  const b = run("run-b", "solutions", { introductory: { pass_rate: 80, accuracy: 50 } });
+  const c = run("run-c", "ZeroShot", { introductory: { pass_rate: 10, accuracy: 0 } });
+  let out = "";
+  assert.equal(await cli(["table", a, b, c], { out: (t) => void (out += t), err: () => {}, cwd: tmp, env: {}, isTTY: false }), 0);
+  assert.deepEqual(out.trim().split("\n").slice(2).map((r) => r.split(" | ")[0]), ["| solutions (run-a)", "| solutions (run-b)", "| ZeroShot"]);
+});
+
 test("a run without a scoring step is a usage error", async () => {
   const dir = path.join(tmp, "empty");
   fs.mkdirSync(dir);

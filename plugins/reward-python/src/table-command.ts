@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { BdcError, type CliCommand, type RunSummary } from "@bdc/core";
-import { metricsTable2Markdown, metricsTableCsv, metricsTableMarkdown, type LabelledMetrics, type Metrics } from "./scoring/metrics.ts";
+import { datasetOf, metricsTable2Markdown, metricsTableCsv, metricsTableMarkdown, type LabelledMetrics, type Metrics } from "./scoring/metrics.ts";
 
 export function scoreRows(runDir: string): LabelledMetrics[] {
   const file = path.join(runDir, "summary.json");
@@ -20,6 +20,19 @@ export function scoreRows(runDir: string): LabelledMetrics[] {
     if (!s.plugin.startsWith("step/score@") || m === undefined || m.by_difficulty === undefined) return [];
     return [{ label: m.label ?? `${summary.workflow}/${step}`, metrics: m, dataset: m.dataset }];
   });
+}
+
+/**
+ * Rows that would carry the same label (the default "solutions", or one workflow run twice) are
+ * named by their run as well: "<label> (<run dir>)". With the table2 layout a label may repeat
+ * across datasets (one method, two column groups).
+ */
+export function distinctLabels(runs: ReadonlyArray<{ run: string; rows: ReadonlyArray<LabelledMetrics> }>, perDataset: boolean): LabelledMetrics[] {
+  const all = runs.flatMap((r) => r.rows.map((row) => ({ run: r.run, row })));
+  const key = (row: LabelledMetrics) => (perDataset ? `${row.label}\u0000${row.dataset ?? datasetOf(row.metrics)}` : row.label);
+  const count = new Map<string, number>();
+  for (const { row } of all) count.set(key(row), (count.get(key(row)) ?? 0) + 1);
+  return all.map(({ run, row }) => (count.get(key(row))! > 1 ? { ...row, label: `${row.label} (${run})` } : row));
 }
 
 const command: CliCommand = {
@@ -36,11 +49,14 @@ const command: CliCommand = {
     },
   },
   async run(io, args) {
-    const rows = args.positionals.flatMap((dir) => scoreRows(path.resolve(io.cwd, dir)));
+    const layout = (args.flags.layout as string | undefined) ?? "table1";
+    const rows = distinctLabels(
+      args.positionals.map((dir) => ({ run: path.basename(path.resolve(io.cwd, dir)), rows: scoreRows(path.resolve(io.cwd, dir)) })),
+      layout === "table2",
+    );
     if (rows.length === 0) {
       throw new BdcError({ code: "BDC_USAGE", message: "no scoring step (step/score) with results in these runs", hint: "a Table 1 row comes from a workflow whose steps include step/score" });
     }
-    const layout = (args.flags.layout as string | undefined) ?? "table1";
     if (layout !== "table1" && layout !== "table2") throw new BdcError({ code: "BDC_USAGE", message: `--layout ${layout}: unknown layout`, hint: "choose table1 or table2" });
     const text = args.flags.csv === true ? metricsTableCsv(rows) : layout === "table2" ? metricsTable2Markdown(rows) : metricsTableMarkdown(rows);
     if (args.flags.out === undefined) io.out(text);
