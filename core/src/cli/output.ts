@@ -1,6 +1,6 @@
 /** Terminal output: errors in the house format, colour only on a TTY without NO_COLOR. */
 import { LineProgress, SilentProgress, TtyProgress, type ProgressReporter } from "../engine/progress.ts";
-import { formatError, type BdcError } from "../errors.ts";
+import { formatError, formatOrigin, formatPath, type BdcError } from "../errors.ts";
 
 export interface Io {
   readonly out: (text: string) => void;
@@ -24,13 +24,21 @@ const useColor = (io: Io) => io.isTTY && io.env.NO_COLOR === undefined;
 export function printErrors(io: Io, errors: ReadonlyArray<BdcError>): void {
   // The first line starts with file:line:col, as compilers print it, so that editors and
   // terminals turn it into a link.
+  // The same environment problem at several places (two agents without model access) is printed
+  // once, with the other places listed under it; config errors each name their own place to edit.
   const color = useColor(io);
-  for (const e of errors) {
-    const [first, ...rest] = formatError(e).split("\n");
-    const head = color ? first!.replace(/\[(BDC_[A-Z_]+)\]$/, "\x1b[31m[$1]\x1b[0m") : first!;
-    io.err(`${head}\n${rest.map((l) => `${l}\n`).join("")}`);
+  const groups = new Map<string, BdcError[]>();
+  for (const [i, e] of errors.entries()) {
+    const key = /^BDC_CONFIG_/.test(e.code) ? `#${i}` : JSON.stringify([e.code, e.message, e.hint, e.plugin]);
+    groups.set(key, [...(groups.get(key) ?? []), e]);
   }
-  if (errors.length > 1) io.err(`${errors.length} problems\n`);
+  for (const [first, ...others] of groups.values()) {
+    const [head, ...rest] = formatError(first!).split("\n");
+    const shown = color ? head!.replace(/\[(BDC_[A-Z_]+)\]$/, "\x1b[31m[$1]\x1b[0m") : head!;
+    const also = others.map((o) => `  also at: ${[o.origin === undefined ? undefined : formatOrigin(o.origin), o.path === undefined ? undefined : formatPath(o.path)].filter((x) => x !== undefined).join(" ")}\n`);
+    io.err(`${shown}\n${also.join("")}${rest.map((l) => `${l}\n`).join("")}`);
+  }
+  if (groups.size > 1) io.err(`${groups.size} problems\n`);
 }
 
 /** Bars on a TTY, plain lines otherwise, only warnings with --quiet; all on stderr. */

@@ -19,7 +19,7 @@ export default definePlugin({
   config: Schema.Struct({
     path: optional(FilePath, "the JSONL file (relative to the YAML file that sets it)"),
     step: optional(Schema.String.pipe(Schema.minLength(1)), "instead of path: read a file an earlier step of this run wrote (steps/<step>/<file>); the steps that read it list that step in needs"),
-    file: option(Schema.String.pipe(Schema.minLength(1)), "D_train.jsonl", "with step: the file's name in that step's directory"),
+    file: optional(Schema.String.pipe(Schema.minLength(1)), "with step: the file's name in that step's directory (default D_train.jsonl, what step/export-pairs writes)"),
     id_field: optional(Schema.String, `field holding the item id (default: the first of ${ID_FIELDS.join(", ")} present; else the line number)`),
     limit: optional(Schema.Int.pipe(Schema.positive()), "keep only the first N rows"),
     offset: option(Schema.Int.pipe(Schema.nonNegative()), 0, "skip the first N rows"),
@@ -37,7 +37,7 @@ export default definePlugin({
       throw new BdcError({ code: "BDC_CONFIG_VALUE", message: `step: ${fromStep} reads a file of a run; this instance is not built for a run`, plugin: "dataset/jsonl", path: ["step"] });
     }
     if ((config.path === undefined) === (fromStep === undefined)) throw new BdcError({ code: "BDC_CONFIG_VALUE", message: "give path: or step:, one of them", plugin: "dataset/jsonl", path: ["path"] });
-    const file = fromStep === undefined ? config.path! : path.join(kernel.runDir!, "steps", fromStep, config.file);
+    const file = fromStep === undefined ? config.path! : path.join(kernel.runDir!, "steps", fromStep, config.file ?? "D_train.jsonl");
     return {
       async *items(): AsyncIterable<Item<Record<string, unknown>>> {
         if (!fs.existsSync(file)) {

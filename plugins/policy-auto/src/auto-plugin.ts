@@ -321,7 +321,9 @@ export function noAccessMessage(prefer: ReadonlyArray<Provider> = DEFAULT_PREFER
   return `no model access: ${list === "" ? "" : `${list}; or `}${offlinePhrase(offer)}`;
 }
 
-export const NO_ACCESS_HINT = `see ${README_SECTION}; then \`pnpm bdc validate\` the workflow again (policy/auto re-checks the environment)`;
+export const NO_ACCESS_HINT =
+  `see ${README_SECTION}; then \`pnpm bdc validate\` the workflow again (policy/auto re-checks the environment). ` +
+  "To try the wiring without any model: the scripted demo server (`node --import tsx plugins/search-mcts/src/dev/scripted-server.ts --problems workflows/data/quickstart-problems.jsonl --port 8098`) with OPENAI_BASE_URL=http://127.0.0.1:8098/v1";
 
 export function noAccessProblem(prefer: ReadonlyArray<Provider> = DEFAULT_PREFER, offer: OfflineOffer = { model: DEFAULT_LOCAL_MODEL }): PreflightProblem {
   return { code: "BDC_NO_MODEL_ACCESS", message: noAccessMessage(prefer, offer), hint: NO_ACCESS_HINT };

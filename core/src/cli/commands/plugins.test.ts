@@ -34,10 +34,12 @@ describe("bdc describe", () => {
     assert.equal(r.code, 0, r.err);
     const lines = r.out.split("\n");
     assert.equal(lines[0], "dataset/jsonl@0.1.0  (slot dataset, from @bdc/plugins-basics)");
-    assert.match(r.out, /\n {2}path +path +required +the JSONL file/);
+    assert.match(r.out, /\n {2}path +path +optional +the JSONL file/);
     assert.match(r.out, /\n {2}limit +integer \(> 0\) +optional +keep only the first N rows\n/);
     assert.match(r.out, /\n {2}offset +\S.* default 0 +skip the first N rows\n/);
     assert.doesNotMatch(r.out, /Requires/);
+    const required = await bdc("describe", "step/export-pairs");
+    assert.match(required.out, /\n {2}from +string +required +the search step/);
   });
 
   test("--json", async () => {
