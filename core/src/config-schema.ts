@@ -46,6 +46,30 @@ const FilePathId = Symbol.for("@bdc/core/FilePath");
  */
 export const FilePath: Schema.Schema<string> = Schema.String.annotations({ [FilePathId]: true, title: "path" });
 
+const StepNameId = Symbol.for("@bdc/core/StepName");
+
+/**
+ * The name of a step of the same workflow in a plugin's config (`from: search`): checked when the
+ * workflow is resolved (an unknown or switched-off step is a located error with the steps there
+ * are), and every step that uses the instance - directly or through the instances it references -
+ * waits for the named step, as if it were in its `needs`.
+ */
+export const StepName: Schema.Schema<string> = Schema.String.pipe(Schema.minLength(1)).annotations({ [StepNameId]: true, title: "step" });
+
+/** Config keys holding a StepName ("one") or a list of them ("many"). */
+export function stepNameKeys(schema: Schema.Schema.Any): Map<string, "one" | "many"> {
+  const out = new Map<string, "one" | "many">();
+  const ast = Schema.typeSchema(schema).ast;
+  if (!AST.isTypeLiteral(ast)) return out;
+  const marked = (t: AST.AST): boolean => StepNameId in t.annotations || (AST.isUnion(t) && t.types.some(marked)) || (AST.isRefinement(t) && marked(t.from));
+  for (const p of ast.propertySignatures) {
+    const members = AST.isUnion(p.type) ? p.type.types : [p.type];
+    if (members.some(marked)) out.set(String(p.name), "one");
+    else if (members.some((m) => AST.isTupleType(m) && m.rest.some((r) => marked(r.type)))) out.set(String(p.name), "many");
+  }
+  return out;
+}
+
 const PathOrNameId = Symbol.for("@bdc/core/PathOrName");
 
 /**

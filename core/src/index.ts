@@ -20,7 +20,7 @@ export type {
   StepImpl,
   StepResult,
 } from "./plugin.ts";
-export { FilePath, PathOrName, isWrittenAsPath, option, optional, required, decodeConfig, encodeConfig, describeAst } from "./config-schema.ts";
+export { FilePath, PathOrName, StepName, isWrittenAsPath, option, optional, required, decodeConfig, encodeConfig, describeAst } from "./config-schema.ts";
 export type { ConfigSchema, ConfigProblem } from "./config-schema.ts";
 export { BdcError, BdcErrors, ErrorCodes, formatError, formatPath, isBdcError, toBdcErrors } from "./errors.ts";
 export type { ErrorCode, Origin, ConfigPath } from "./errors.ts";

@@ -6,8 +6,8 @@
  */
 import * as path from "node:path";
 import { Schema } from "effect";
-import { decodeConfig, encodeConfig, resolveFilePaths, type ConfigProblem } from "../config-schema.ts";
-import { BdcError, BdcErrors, toBdcErrors, type ConfigPath } from "../errors.ts";
+import { decodeConfig, encodeConfig, resolveFilePaths, stepNameKeys, type ConfigProblem } from "../config-schema.ts";
+import { BdcError, BdcErrors, formatPath, toBdcErrors, type ConfigPath } from "../errors.ts";
 import { slotOf, type AnyPlugin, type PreflightContext, type RefSpec } from "../plugin.ts";
 import type { PluginRegistry } from "../registry.ts";
 import { choicesHint } from "../util/suggest.ts";
@@ -81,6 +81,8 @@ interface Candidate {
   config?: unknown;
   rawRefs?: Record<string, unknown>;
   refs?: Record<string, string | ReadonlyArray<string> | undefined>;
+  /** Steps its config names (StepName keys), with where. */
+  stepRefs?: Array<{ readonly at: ConfigPath; readonly step: string }>;
   baseDir: string;
 }
 
@@ -141,6 +143,11 @@ export async function resolveWorkflow(loaded: Loaded, options: ResolveOptions): 
       const file = prov.fileOf(["plugins", c.name, "with", ...key]);
       return file === undefined ? loaded.cwd : path.dirname(file);
     });
+    c.stepRefs = [...stepNameKeys(schema)].flatMap(([key, arity]) => {
+      const v = value[key];
+      if (arity === "one") return typeof v === "string" ? [{ at: ["plugins", c.name, "with", key], step: v }] : [];
+      return Array.isArray(v) ? v.flatMap((x, i) => (typeof x === "string" ? [{ at: ["plugins", c.name, "with", key, i], step: x }] : [])) : [];
+    });
     c.rawRefs = {};
     const config: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) (k in requires ? c.rawRefs : config)[k] = v;
@@ -158,8 +165,27 @@ export async function resolveWorkflow(loaded: Loaded, options: ResolveOptions): 
   }
   const buildOrder = orderInstances(ordered, fail);
 
-  // 5. Steps.
-  const steps = resolveSteps(stepDocs, candidates, wf.run?.concurrency ?? DEFAULT_CONCURRENCY, wf.run?.on_error ?? "continue", fail);
+  // 5. Steps. A step waits for every step named in the config of an instance it uses.
+  for (const c of ordered) {
+    for (const ref of c.enabled ? (c.stepRefs ?? []) : []) {
+      if (!(ref.step in stepDocs)) fail("BDC_UNKNOWN_STEP", ref.at, `no step named "${ref.step}"`, choicesHint(ref.step, Object.keys(stepDocs), "steps"));
+      else if (stepDocs[ref.step]!.enabled === false) fail("BDC_REF_DISABLED", ref.at, `step "${ref.step}" is switched off`, `enable it, or change ${formatPath(ref.at)}`);
+    }
+  }
+  const impliedNeeds = (roots: ReadonlyArray<string>): string[] => {
+    const seen = new Set<string>();
+    const out = new Set<string>();
+    const walk = (name: string) => {
+      if (seen.has(name)) return;
+      seen.add(name);
+      const c = candidates.get(name);
+      for (const ref of c?.stepRefs ?? []) if (ref.step in stepDocs && stepDocs[ref.step]!.enabled !== false) out.add(ref.step);
+      for (const r of Object.values(c?.refs ?? {})) for (const x of [r ?? []].flat()) walk(x);
+    };
+    roots.forEach(walk);
+    return [...out];
+  };
+  const steps = resolveSteps(stepDocs, candidates, wf.run?.concurrency ?? DEFAULT_CONCURRENCY, wf.run?.on_error ?? "continue", fail, impliedNeeds);
   if (errors.length === 0 && steps.length === 0 && options.for === undefined) {
     fail("BDC_NO_STEPS", ["steps"], "the workflow has no enabled step", "add a step under `steps:` (see README, \"Workflow files\")");
   }
@@ -308,6 +334,7 @@ function resolveSteps(
   runConcurrency: number,
   runOnError: "continue" | "stop",
   fail: Fail,
+  impliedNeeds: (instances: ReadonlyArray<string>) => string[],
 ): ResolvedStep[] {
   const enabled = Object.entries(docs).filter(([, d]) => d.enabled !== false);
   const stepNames = Object.keys(docs);
@@ -352,6 +379,7 @@ function resolveSteps(
       else if (docs[n]!.enabled === false) fail("BDC_REF_DISABLED", at, `step "${n}" is switched off`, `enable it, or remove it from steps.${name}.needs`);
     });
     if (forEach?.kind === "step" && !needs.includes(forEach.name)) needs.push(forEach.name);
+    for (const n of impliedNeeds([instance, ...(forEach?.kind === "dataset" ? [forEach.name] : [])])) if (n !== name && !needs.includes(n)) needs.push(n);
     steps.set(name, {
       name,
       instance,

@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Schema } from "effect";
-import { definePlugin, option, required, type StepImpl } from "@bdc/core";
+import { definePlugin, option, required, type StepImpl, StepName } from "@bdc/core";
 
 /**
  * Writes the outputs of an earlier step as a JSONL file in this step's directory: one line
@@ -12,7 +12,7 @@ export default definePlugin({
   version: "0.1.0",
   description: "Write the outputs of an earlier step to a JSONL file (one row per item)",
   config: Schema.Struct({
-    from: required(Schema.String, "the step whose outputs to write (must be listed in this step's needs)"),
+    from: required(StepName, "the step whose outputs to write (this step waits for it)"),
     file: option(Schema.String.pipe(Schema.pattern(/^[^/\\]+\.jsonl$/)), "export.jsonl", "file name inside the step's directory"),
   }),
   make(config): StepImpl<unknown, { rows: number; file: string }> {

@@ -2,7 +2,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as readline from "node:readline";
 import { Schema } from "effect";
-import { BdcError, definePlugin, FilePath, option, optional, type DatasetImpl, type Item } from "@bdc/core";
+import { BdcError, type DatasetImpl, definePlugin, FilePath, type Item, option, optional, StepName } from "@bdc/core";
 
 const ID_FIELDS = ["id", "task_id", "problem_id", "name"];
 
@@ -18,7 +18,7 @@ export default definePlugin({
   description: "Rows of a JSONL file as items (one JSON object per line); the item id is a field of the row",
   config: Schema.Struct({
     path: optional(FilePath, "the JSONL file (relative to the YAML file that sets it)"),
-    step: optional(Schema.String.pipe(Schema.minLength(1)), "instead of path: read a file an earlier step of this run wrote (steps/<step>/<file>); the steps that read it list that step in needs"),
+    step: optional(StepName, "instead of path: read a file an earlier step of this run wrote (steps/<step>/<file>); the steps that read this dataset wait for it"),
     file: optional(Schema.String.pipe(Schema.minLength(1)), "with step: the file's name in that step's directory (default D_train.jsonl, what step/export-pairs writes)"),
     id_field: optional(Schema.String, `field holding the item id (default: the first of ${ID_FIELDS.join(", ")} present; else the line number)`),
     limit: optional(Schema.Int.pipe(Schema.positive()), "keep only the first N rows"),

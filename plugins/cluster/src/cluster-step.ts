@@ -21,7 +21,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Schema } from "effect";
-import { BdcError, definePlugin, FilePath, option, optional, required, type DatasetImpl, type StepImpl } from "@bdc/core";
+import { BdcError, type DatasetImpl, definePlugin, FilePath, option, optional, required, type StepImpl, StepName } from "@bdc/core";
 import { itemText, mulberry32, readVectorRows, writeSafetensors, type EmbedOutput } from "@bdc/lm-local";
 import { project, renderClusterMap, type Projection } from "./cluster-map.ts";
 import { checkCompatible, readCentroids } from "./centroids.ts";
@@ -79,7 +79,7 @@ export default definePlugin({
   version: "0.1.0",
   description: "Cluster the vectors of an embed step (cluster/spherical-kmeans): labels, centroids (safetensors), the rows split per cluster, a cluster map; its clusters are work items to fan out over",
   config: Schema.Struct({
-    from: required(Schema.String, "the step/embed step whose vectors are clustered (list it in needs)"),
+    from: required(StepName, "the step/embed step whose vectors are clustered (this step waits for it)"),
     map: option(Schema.Literal("tsne", "umap", "none"), "tsne", "the cluster map's 2-D projection (t-SNE as in the paper)"),
     map_points: option(Schema.Int.pipe(Schema.positive()), 1500, "at most this many rows plotted (a seeded sample; t-SNE is O(n^2))"),
     label_field: optional(Schema.String, "the text shown for a row (dot path or {template}); default: a chat row's first message, else text/prompt/question"),

@@ -9,7 +9,7 @@
  */
 import * as path from "node:path";
 import { Schema } from "effect";
-import { BdcError, definePlugin, FilePath, option, optional, PathOrName, required, type StepImpl } from "@bdc/core";
+import { BdcError, definePlugin, FilePath, option, optional, PathOrName, required, type StepImpl, StepName } from "@bdc/core";
 import { resolveModelDir } from "@bdc/lm-local";
 import type { Merger } from "./merger.ts";
 import { runMerge } from "./run-merge.ts";
@@ -30,7 +30,7 @@ export default definePlugin({
   config: Schema.Struct({
     model: required(PathOrName.pipe(Schema.minLength(1)), "the base model the adapters were trained on (folder or pulled hub id)"),
     adapters: optional(Schema.Array(FilePath), "PEFT adapter folders to merge"),
-    from: optional(Schema.String, "a step whose outputs name adapter folders (`adapter`, relative to the run; e.g. step/train-lora) - list it in needs"),
+    from: optional(StepName, "a step whose outputs name adapter folders (`adapter`, relative to the run; e.g. step/train-lora); this step waits for it"),
     output: option(Schema.Literal("adapter", "checkpoint"), "adapter", "adapter: a PEFT folder re-factorised by truncated SVD; checkpoint: the base weights plus the merged update (exact)"),
     rank: optional(Schema.Int.pipe(Schema.positive()), "rank of the merged adapter (default: the largest input rank; cat: their sum)"),
     dtype: option(Schema.Literal("float32", "base"), "float32", "checkpoint output: float32 (exact) or the base checkpoint's dtype"),

@@ -11,7 +11,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Schema } from "effect";
-import { BdcError, definePlugin, required, type StepImpl } from "@bdc/core";
+import { BdcError, definePlugin, required, type StepImpl, StepName } from "@bdc/core";
 
 export interface PairRow {
   readonly messages: ReadonlyArray<{ readonly role: string; readonly content: string }>;
@@ -97,7 +97,7 @@ export default definePlugin({
   version: "0.1.0",
   description: "Write the search's training pairs as D_p2t.jsonl and D_t2s.jsonl (Hugging Face chat rows with provenance, de-duplicated)",
   config: Schema.Struct({
-    from: required(Schema.String, "the search step whose outputs hold pairs: {p2t, t2s} (must be listed in this step's needs)"),
+    from: required(StepName, "the search step whose outputs hold pairs: {p2t, t2s} (this step waits for it)"),
   }),
   make(config): StepImpl<unknown, ExportPairsOutput> {
     return {

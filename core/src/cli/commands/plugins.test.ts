@@ -39,7 +39,7 @@ describe("bdc describe", () => {
     assert.match(r.out, /\n {2}offset +\S.* default 0 +skip the first N rows\n/);
     assert.doesNotMatch(r.out, /Requires/);
     const required = await bdc("describe", "step/export-pairs");
-    assert.match(required.out, /\n {2}from +string +required +the search step/);
+    assert.match(required.out, /\n {2}from +\S.* +required +the search step/);
   });
 
   test("--json", async () => {

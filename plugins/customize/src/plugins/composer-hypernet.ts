@@ -10,7 +10,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Schema } from "effect";
-import { BdcError, definePlugin, FilePath, optional, PathOrName } from "@bdc/core";
+import { BdcError, definePlugin, FilePath, optional, PathOrName, StepName } from "@bdc/core";
 import type { Encoder } from "@bdc/policy";
 import { HYPERNET_DIR, HYPERNET_FILES } from "../hypernet.ts";
 import { openHypernetComposer } from "../composer.ts";
@@ -21,7 +21,7 @@ export default definePlugin({
   description: "DisenLoRA: per-input rank-wise gates over the LoRA experts from a trained hypernetwork (for policy/local's composer)",
   config: Schema.Struct({
     hypernet: optional(FilePath, "the hypernetwork folder (hypernet_config.json, hypernet.safetensors) step/train-hypernet wrote"),
-    from_step: optional(Schema.String, "instead of hypernet: the step/train-hypernet step of this run (its steps/<step>/hypernet); the steps using this composer list it in needs"),
+    from_step: optional(StepName, "instead of hypernet: the step/train-hypernet step of this run (its steps/<step>/hypernet); the steps using this composer wait for it"),
     experts: optional(Schema.Array(FilePath), "the expert adapter folders in gate order (default: those it was trained with)"),
     model: optional(PathOrName, "the base model the experts were trained on (default: the one it was trained with)"),
   }),

@@ -13,7 +13,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Schema } from "effect";
-import { BdcError, definePlugin, FilePath, option, optional, PathOrName, required, type StepContext, type StepImpl } from "@bdc/core";
+import { BdcError, definePlugin, FilePath, option, optional, PathOrName, required, type StepContext, type StepImpl, StepName } from "@bdc/core";
 import { defaultOnnxCache, GATE_SCALES, LORA_TARGETS, resolveModelDir } from "@bdc/lm-local";
 import type { Encoder } from "@bdc/policy";
 import { HYPERNET_DIR, SOFTMAX_MODES } from "../hypernet.ts";
@@ -34,11 +34,11 @@ const d = HYPERNET_TRAIN_DEFAULTS;
 export const TrainHypernetConfig = Schema.Struct({
   model: required(PathOrName.pipe(Schema.minLength(1)), "the base model the experts were trained on (folder or pulled hub id)"),
   experts: optional(Schema.Array(FilePath), "expert adapter folders, expert k trained on cluster k"),
-  experts_from: optional(Schema.String, "a step whose outputs name the experts (`adapter`; e.g. the step/train-lora fan-out over the clusters) - list it in needs"),
+  experts_from: optional(StepName, "a step whose outputs name the experts (`adapter`; e.g. the step/train-lora fan-out over the clusters)"),
   centroids: optional(FilePath, "centroids.safetensors of the clustering"),
-  clusters_from: optional(Schema.String, "the step/cluster step whose centroids to use - list it in needs"),
+  clusters_from: optional(StepName, "the step/cluster step whose centroids to use"),
   data: optional(FilePath, "training rows (D_train: the problem->thought and thought->solution pairs; chat, prompt/completion or text JSONL)"),
-  data_from: optional(Schema.String, "instead of data: the D_train.jsonl an earlier step of this run wrote (step/export-pairs) - list it in needs"),
+  data_from: optional(StepName, "instead of data: the D_train.jsonl an earlier step of this run wrote (step/export-pairs)"),
   eval_data: optional(FilePath, "validation rows: the loss every epoch, the best epoch kept"),
   layers: optional(Schema.Array(Schema.Int.pipe(Schema.nonNegative())), "compose on these layers (default: every layer the experts adapt; the authors: 0-9)"),
   targets: optional(Schema.Array(Schema.Literal(...LORA_TARGETS)), "compose on these projections (default: the experts' targets; the authors: q_proj, v_proj)"),
