@@ -9,8 +9,8 @@ const ID_FIELDS = ["id", "task_id", "problem_id", "name"];
 /**
  * Rows of a JSONL file (Hugging Face dataset rows exported with `to_json(lines=True)`). With
  * `step:`, the file is one that step of the same run wrote (`steps/<step>/<path>`, e.g. the
- * D_train.jsonl of step/export-pairs): it is read when the consuming step starts, which must
- * list that step in its `needs`.
+ * D_train.jsonl of step/export-pairs): it is read when the consuming step starts, and the steps
+ * that read this dataset wait for that step (a step reference implies `needs`).
  */
 export default definePlugin({
   id: "dataset/jsonl",
