@@ -1,7 +1,8 @@
 import * as path from "node:path";
 import { stringify } from "yaml";
 import type { CommandSpec, ParsedArgs } from "../args.ts";
-import type { Io } from "../output.ts";
+import { BdcError, formatPath, toBdcErrors } from "../../errors.ts";
+import { printErrors, type Io } from "../output.ts";
 import { invocationOf, resolveInvocation, workflowFlags } from "../workflow-args.ts";
 
 export const validateCommand: CommandSpec = {
@@ -19,9 +20,36 @@ export const validateCommand: CommandSpec = {
   details: "Exit codes: 0 valid, 2 invalid (every problem is listed with file:line:col, YAML path and code).",
 };
 
+/** An error as JSON (`validate --json`): code, message, hint, plugin, the YAML path and file:line:col. */
+function errorJson(e: BdcError): Record<string, unknown> {
+  const origin = e.origin === undefined ? {} : e.origin.kind === "file" ? { file: e.origin.file, line: e.origin.line, col: e.origin.col } : { arg: e.origin.arg };
+  return { code: e.code, message: e.message, ...(e.hint === undefined ? {} : { hint: e.hint }), ...(e.plugin === undefined ? {} : { plugin: e.plugin }), ...(e.path === undefined ? {} : { path: formatPath(e.path) }), ...origin };
+}
+
 export async function runValidate(io: Io, args: ParsedArgs): Promise<number> {
   const inv = invocationOf(io, args.positionals[0]!, args);
-  const { workflow } = await resolveInvocation(io, inv, { preflight: args.flags["no-preflight"] !== true });
+  const preflight = args.flags["no-preflight"] !== true;
+  let workflow;
+  try {
+    ({ workflow } = await resolveInvocation(io, inv, { preflight }));
+  } catch (e) {
+    const errors = toBdcErrors(e);
+    if (args.flags.json === true) {
+      io.out(`${JSON.stringify({ valid: false, errors: errors.map(errorJson) })}\n`);
+      return 2;
+    }
+    if (args.flags.print === true && preflight) {
+      // The document does not depend on the environment: print it, and say what the environment lacks.
+      const unchecked = await resolveInvocation(io, inv, { preflight: false }).catch(() => undefined);
+      if (unchecked !== undefined) {
+        io.out(stringify(unchecked.workflow.document));
+        printErrors(io, errors);
+        io.err("(the workflow above resolves; the environment checks listed failed - fix them before `bdc run`, or add --no-preflight to print without them)\n");
+        return 2;
+      }
+    }
+    throw e;
+  }
   if (args.flags.print === true) {
     io.out(stringify(workflow.document));
     return 0;
