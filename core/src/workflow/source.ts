@@ -43,9 +43,23 @@ export function parseYamlText(text: string, file: string, display: string = file
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
+    const reported = new Set<number>();
     throw new BdcErrors(
-      doc.errors.map((err) => {
+      doc.errors.flatMap((err) => {
         const pos = lines.linePos(err.pos[0]);
+        // An unclosed [ or { is noticed where the next line starts; point at the bracket itself.
+        const open = /^Flow (map|sequence)|must be sufficiently indented and end with a [\]}]/.test(err.message) ? unclosedBracket(text, err.pos[0]) : undefined;
+        if (open !== undefined) {
+          if (reported.has(open.offset)) return [];
+          reported.add(open.offset);
+          const at = lines.linePos(open.offset);
+          return new BdcError({
+            code: "BDC_YAML_SYNTAX",
+            message: `this "${open.char}" is not closed: add "${open.char === "[" ? "]" : "}"}" before the line ends (the parser noticed at ${pos.line}:${pos.col})`,
+            hint: `a flow ${open.char === "[" ? "sequence [a, b]" : "mapping { k: v }"} must be closed on its own line, or continued with more indentation than its key`,
+            origin: { kind: "file", file: display, line: at.line, col: at.col },
+          });
+        }
         return new BdcError({
           code: "BDC_YAML_SYNTAX",
           message: firstLine(err.message),
@@ -56,6 +70,26 @@ export function parseYamlText(text: string, file: string, display: string = file
     );
   }
   return { file, display, doc, lines, value: doc.toJS({ maxAliasCount: 1000 }) };
+}
+
+/** The last "[" or "{" before `offset` that no bracket closes (outside quotes and comments), if any. */
+function unclosedBracket(text: string, offset: number): { offset: number; char: "[" | "{" } | undefined {
+  const stack: Array<{ offset: number; char: "[" | "{" }> = [];
+  let quote: string | undefined;
+  for (let i = 0; i < offset && i < text.length; i++) {
+    const c = text[i]!;
+    if (quote !== undefined) {
+      if (c === "\\" && quote === '"') i++;
+      else if (c === quote) quote = undefined;
+      else if (c === "\n") quote = undefined;
+      continue;
+    }
+    if (c === '"' || c === "'") quote = c;
+    else if (c === "#" && (i === 0 || /\s/.test(text[i - 1]!))) while (i < text.length && text[i] !== "\n") i++;
+    else if (c === "[" || c === "{") stack.push({ offset: i, char: c });
+    else if ((c === "]" && stack.at(-1)?.char === "[") || (c === "}" && stack.at(-1)?.char === "{")) stack.pop();
+  }
+  return stack.at(-1);
 }
 
 function firstLine(s: string): string {
