@@ -20,7 +20,10 @@ export function writeReport(dir: string): string {
   }
   const summary = JSON.parse(fs.readFileSync(summaryFile, "utf8")) as RunSummary;
   const resolved = readText(path.join(dir, RUN_FILES.resolved));
-  const html = renderReport(summary, resolved, (step) => artifacts(dir, step));
+  const html = renderReport(summary, resolved, (step) => artifacts(dir, step), (step) => {
+    const file = path.join(dir, "steps", step, REPORT_SECTION);
+    return fs.existsSync(file) ? readText(file) : undefined;
+  });
   const out = path.join(dir, RUN_FILES.report);
   fs.writeFileSync(out, html);
   return out;
@@ -52,12 +55,18 @@ function readText(file: string): string {
 const esc = (s: unknown) =>
   String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 
-export function renderReport(summary: RunSummary, resolvedYaml: string, artifactsOf: (step: string) => string[]): string {
+/**
+ * A step may leave `report-section.html` in its directory: an HTML fragment (links relative to the
+ * run directory) shown in its section of the report (step/score: the per-problem table).
+ */
+export const REPORT_SECTION = "report-section.html";
+
+export function renderReport(summary: RunSummary, resolvedYaml: string, artifactsOf: (step: string) => string[], sectionOf?: (step: string) => string | undefined): string {
   const steps = Object.entries(summary.steps);
   const rows = steps
     .map(([name, s]) => `<tr><td>${esc(name)}</td><td><code>${esc(s.plugin)}</code></td><td class="${esc(s.status)}">${esc(s.status)}</td><td>${s.items}</td><td>${s.done}</td><td>${s.failed}</td><td>${s.resumed}</td><td>${s.duration_s.toFixed(2)}</td></tr>`)
     .join("\n");
-  const sections = steps.map(([name, s]) => stepSection(name, s, artifactsOf(name))).join("\n");
+  const sections = steps.map(([name, s]) => stepSection(name, s, artifactsOf(name), sectionOf?.(name))).join("\n");
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>${esc(summary.workflow)} - bdc run report</title>
@@ -86,16 +95,18 @@ ${Object.entries(summary.plugins).map(([i, p]) => `<tr><td>${esc(i)}</td><td><co
 `;
 }
 
-function stepSection(name: string, s: StepSummary, files: string[]): string {
+function stepSection(name: string, s: StepSummary, files: string[], fragment: string | undefined): string {
   const parts: string[] = [`<h2>${esc(name)}</h2>`];
   if (s.error !== undefined) parts.push(`<p class="failed">${esc(s.error.message)} [${esc(s.error.code)}]</p>`);
   if (s.summary !== undefined && Object.keys(s.summary).length > 0) parts.push(valueTable(s.summary));
+  if (fragment !== undefined) parts.push(fragment);
   if (s.failures.length > 0) {
     parts.push(`<table><thead><tr><th>failed item</th><th>code</th><th>message</th></tr></thead><tbody>${s.failures
       .map((f) => `<tr><td>${esc(f.id)}</td><td>${esc(f.code)}</td><td>${esc(f.message)}</td></tr>`)
       .join("")}</tbody></table>`);
   }
-  if (files.length > 0) parts.push(`<p>Files: ${files.map((f) => `<a href="${esc(f)}">${esc(f.split("/").slice(2).join("/"))}</a>`).join(" · ")}</p>`);
+  const shown = files.filter((f) => !f.endsWith(`/${REPORT_SECTION}`));
+  if (shown.length > 0) parts.push(`<p>Files: ${shown.map((f) => `<a href="${esc(f)}">${esc(f.split("/").slice(2).join("/"))}</a>`).join(" · ")}</p>`);
   return parts.join("\n");
 }
 
@@ -113,7 +124,8 @@ function valueTable(obj: Record<string, unknown>): string {
       }
       return `<code>${esc(JSON.stringify(v))}</code>`;
     }
-    return esc(typeof v === "number" && !Number.isInteger(v) ? v.toFixed(4) : v);
+    // Rates and losses below 1 keep 4 decimals; percentages and seconds 2.
+    return esc(typeof v === "number" && !Number.isInteger(v) ? v.toFixed(Math.abs(v) < 1 ? 4 : 2) : v);
   };
   return `<table><tbody>${Object.entries(obj).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${cell(v)}</td></tr>`).join("")}</tbody></table>`;
 }

@@ -13,6 +13,20 @@ export interface ProblemResult {
   readonly pass_fraction: number;
   readonly verdicts: ReadonlyArray<Verdict>;
   readonly tests: ReadonlyArray<TestOutcome>;
+  /** From the scored item, when it says (a search's output): its public pass rate and tree page. */
+  readonly public_pass_rate?: number | undefined;
+  readonly tree_page?: string | undefined;
+}
+
+/** The per-problem table of the run's report (core embeds a step's report-section.html). */
+function problemsSection(label: string, rows: ReadonlyArray<ProblemResult>): string {
+  const esc = (v: unknown) => String(v).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
+  const pct = (x: number | undefined) => (x === undefined ? "-" : `${(100 * x).toFixed(1)}%`);
+  const verdict = (r: ProblemResult) => (r.tests.length === 0 ? "no tests" : r.pass_fraction === 1 ? "accepted" : r.pass_fraction === 0 ? "failed" : "partial");
+  const body = rows
+    .map((r) => `<tr><td>${esc(r.problem_id)}</td><td>${esc(r.difficulty)}</td><td class="${verdict(r) === "accepted" ? "succeeded" : verdict(r) === "partial" ? "pending" : "failed"}">${verdict(r)}</td><td>${pct(r.pass_fraction)} of ${r.tests.length}</td><td>${pct(r.public_pass_rate)}</td><td>${r.tree_page === undefined ? "" : `<a href="${esc(r.tree_page)}">tree</a>`}</td></tr>`)
+    .join("\n");
+  return `<h3>${esc(label)}: per problem</h3>\n<table><thead><tr><th>problem</th><th>difficulty</th><th>hidden verdict</th><th>hidden tests passed</th><th>public pass rate</th><th></th></tr></thead><tbody>\n${body}\n</tbody></table>\n`;
 }
 
 /** An item's program: `{code}` (a solutions row, a search result) or the source itself. */
@@ -56,7 +70,16 @@ export default definePlugin({
         const hidden = config.tests === "public" ? [] : await problems.hiddenTests(problem.id);
         const tests = config.tests === "hidden" ? hidden : config.tests === "public" ? problem.publicTests : [...problem.publicTests, ...hidden];
         const evaluation = await reward.evaluateOn(problem, codeOf(item), tests, ctx.signal);
-        return { problem_id: problem.id, difficulty: problem.difficulty, pass_fraction: evaluation.passFraction, verdicts: evaluation.verdicts, tests: evaluation.tests };
+        const from = (typeof item.data === "object" && item.data !== null ? item.data : {}) as { public_pass_rate?: unknown; tree_page?: unknown };
+        return {
+          problem_id: problem.id,
+          difficulty: problem.difficulty,
+          pass_fraction: evaluation.passFraction,
+          verdicts: evaluation.verdicts,
+          tests: evaluation.tests,
+          ...(typeof from.public_pass_rate === "number" ? { public_pass_rate: from.public_pass_rate } : {}),
+          ...(typeof from.tree_page === "string" ? { tree_page: from.tree_page } : {}),
+        };
       },
       async summarize(results, ctx) {
         const selection = [...(await index(ctx.signal)).values()].map((p) => ({ id: p.id, difficulty: p.difficulty }));
@@ -64,6 +87,7 @@ export default definePlugin({
         const metrics = computeMetrics(selection, scored);
         fs.writeFileSync(path.join(ctx.dir, "table.md"), metricsMarkdown(config.label, metrics));
         fs.writeFileSync(path.join(ctx.dir, "table.csv"), metricsCsv(config.label, metrics));
+        fs.writeFileSync(path.join(ctx.dir, "report-section.html"), problemsSection(config.label, results.flatMap((r) => (r.output === undefined ? [] : [r.output]))));
         kernel.emit("metrics", { pass_rate: metrics.pass_rate, accuracy: metrics.accuracy });
         return { label: config.label, dataset: config.dataset ?? datasetOf(metrics), ...metrics, sandboxed: reward.sandboxed };
       },

@@ -92,6 +92,14 @@ const NO_EARLY_STOP = ["--set", "plugins.search.with.early_stop=false", "--set",
 
 test("tree-of-agents.yaml runs end to end on the scripted agents", async (t) => {
   const { total, calls } = await runTree("tree", "MC-Tree-Of-Agents", [], t);
+  // The report's per-problem table: hidden verdict, pass rates, a link to each tree page (that exists).
+  const dir = path.join(tmp, "tree");
+  const report = fs.readFileSync(path.join(dir, "report.html"), "utf8");
+  assert.match(report, /<h3>MC-Tree-Of-Agents: per problem<\/h3>/);
+  const links = [...report.matchAll(/<a href="(steps\/search\/trees\/[^"]+\.html)">tree<\/a>/g)].map((m) => m[1]!);
+  assert.equal(links.length, 3);
+  for (const l of links) assert.ok(fs.existsSync(path.join(dir, l)), l);
+  assert.match(report, /<td class="(succeeded|pending|failed)">(accepted|partial|failed)<\/td><td>\d+\.\d% of \d+<\/td><td>\d+\.\d%<\/td>/);
   assert.deepEqual(total, { pruned: 0, refinements: 0 }, "no prune or refine instance: nothing pruned or refined");
   assert.ok(!calls.some((c) => c.kind === "refine-summary" || c.kind === "regenerate-thought"));
 });

@@ -57,6 +57,8 @@ export interface SearchOutput<Stop extends string = string> {
   readonly stopped_by: Stop;
   /** The tree's JSON, relative to the step directory (the HTML page is beside it). */
   readonly tree: string;
+  /** The tree's HTML page, relative to the run directory (what the run's report links). */
+  readonly tree_page: string;
   readonly pairs: { readonly p2t: ReadonlyArray<ChatPair>; readonly t2s: ReadonlyArray<ChatPair> };
 }
 
@@ -92,6 +94,7 @@ export function finishSearch<Stop extends string>(ctx: StepContext, problemId: s
     tokens: result.stats.tokens,
     stopped_by: result.stats.stopped_by as Stop,
     tree,
+    tree_page: path.relative(path.dirname(path.dirname(ctx.dir)), file.replace(/\.json$/, ".html")),
     pairs: result.pairs,
   };
 }
