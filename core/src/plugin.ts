@@ -80,6 +80,11 @@ export interface PreflightContext {
    */
   readonly assumeYes?: boolean;
   /**
+   * The checks run right before a run (`bdc run`), not for `bdc validate`: a plugin whose config
+   * already says yes to such work (policy/auto's `pull_local: yes`) may do it now.
+   */
+  readonly forRun?: boolean;
+  /**
    * The workflow file as the user would type it (relative to the working directory), for
    * messages that give a command to run; absent when not known.
    */

@@ -33,6 +33,8 @@ export interface PreflightOptions {
   readonly preflight?: boolean;
   /** `bdc run --yes`: preflight checks may do what they offer (download a model); default false. */
   readonly assumeYes?: boolean;
+  /** The resolution is for `bdc run` (plugins may do work their config agreed to). */
+  readonly forRun?: boolean;
   /** No progress output from such work (`--quiet`). */
   readonly quiet?: boolean;
 }
@@ -45,6 +47,7 @@ export async function resolveInvocation(io: Io, inv: Invocation, o: PreflightOpt
     preflight: o.preflight !== false,
     env: io.env,
     assumeYes: o.assumeYes === true,
+    forRun: o.forRun === true,
     ...(o.quiet === true ? {} : { progress: { write: io.err, isTTY: io.isTTY } }),
   });
   return { workflow, registry };

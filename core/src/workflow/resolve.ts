@@ -67,6 +67,8 @@ export interface ResolveOptions {
    * before the run, such as downloading a model (`bdc run --yes`). Default false.
    */
   readonly assumeYes?: boolean;
+  /** The preflight is for a run (PreflightContext.forRun). */
+  readonly forRun?: boolean;
   /** Where preflight work reports progress (stderr); absent: silently. */
   readonly progress?: PreflightContext["progress"];
 }
@@ -210,6 +212,7 @@ export async function resolveWorkflow(loaded: Loaded, options: ResolveOptions): 
     const shared = {
       env,
       assumeYes: options.assumeYes === true,
+      forRun: options.forRun === true,
       workflow: path.relative(loaded.cwd, loaded.main.file) || loaded.main.file,
       ...(options.progress === undefined ? {} : { progress: options.progress }),
     };

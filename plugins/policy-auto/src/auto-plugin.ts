@@ -107,6 +107,11 @@ export const AutoConfig = Schema.Struct({
     DEFAULT_LOCAL_MODEL,
     "model when local is chosen (policy/local, in-process on ONNX Runtime): a hub id pulled with `pnpm bdc models pull <id>` (or by `bdc run --yes`), or a checkpoint folder",
   ),
+  pull_local: option(
+    Schema.Literal("ask", "yes"),
+    "ask",
+    "with no model access at all: ask (stop with a problem offering the pull; `bdc run --yes` does it) or yes (`bdc run` pulls local_model with its progress bar and runs on it, as --yes; `bdc validate` never downloads)",
+  ),
   ...localFields,
   ...sharedFields,
 });
@@ -432,7 +437,8 @@ export function makeAutoPlugin(options: AutoOptions = {}): Plugin<AutoConfig, {}
       let choice = await chooseProvider(env, config, probe, ctx.baseDir);
       if (choice === undefined) {
         const offer = offerOf(config, ctx.workflow);
-        if (ctx.assumeYes !== true || !config.prefer.includes("local") || !isHubId(config.local_model)) return [noAccessProblem(config.prefer, offer)];
+        const yes = ctx.assumeYes === true || (config.pull_local === "yes" && ctx.forRun === true);
+        if (!yes || !config.prefer.includes("local") || !isHubId(config.local_model)) return [noAccessProblem(config.prefer, offer)];
         const failed = await pullLocal(config.local_model, env, ctx);
         if (failed !== undefined) return [failed];
         choice = await chooseProvider(env, config, probe, ctx.baseDir);

@@ -169,6 +169,24 @@ describe("the offline route in BDC_NO_MODEL_ACCESS", () => {
   });
 });
 
+describe("pull_local: yes - the workflow already said yes", () => {
+  test("bdc run's preflight pulls without --yes; bdc validate's never downloads", async () => {
+    const models = freshModels();
+    const env = envOf(models);
+    const auto = makeAutoPlugin({ env, probe: noOllama });
+    const before = hub.log.length;
+    const validate = [...(await auto.preflight!(config({ pull_local: "yes" }), ctxOf(env)))];
+    assert.deepEqual(validate.map((p) => p.code), ["BDC_NO_MODEL_ACCESS"], "validate: offered, not done");
+    assert.equal(hub.log.length, before);
+    assert.deepEqual([...(await auto.preflight!(config({ pull_local: "ask" }), ctxOf(env, { forRun: true })))].map((p) => p.code), ["BDC_NO_MODEL_ACCESS"], "ask: a run without --yes stops");
+    let text = "";
+    const run = [...(await auto.preflight!(config({ pull_local: "yes" }), ctxOf(env, { forRun: true, progress: { write: (t) => void (text += t), isTTY: false } })))];
+    assert.deepEqual(run, []);
+    assert.ok(fs.existsSync(path.join(pulledDir(models), ".bdc-pull.json")), "pulled");
+    assert.match(text, /model\.safetensors: done/);
+  });
+});
+
 describe("--yes: preflight pulls local_model, then it runs", () => {
   test("pulls once (progress on the writer), counts local as available, and completes a call", async () => {
     const models = freshModels();

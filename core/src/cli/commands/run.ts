@@ -49,7 +49,7 @@ export async function runRun(io: Io, args: ParsedArgs): Promise<number> {
   }
   else throw new BdcError({ code: "BDC_USAGE", message: "bdc run: missing argument <workflow.yaml>", hint: `usage: ${runCommand.usage}` });
 
-  const { workflow } = await resolveInvocation(io, inv, { assumeYes: args.flags.yes === true, quiet: args.flags.quiet === true });
+  const { workflow } = await resolveInvocation(io, inv, { assumeYes: args.flags.yes === true, forRun: true, quiet: args.flags.quiet === true });
   if (resumeDir !== undefined) checkResumable(resumeDir, workflow.document);
   const dir = resumeDir ?? path.resolve(io.cwd, (args.flags.out as string | undefined) ?? path.join("runs", `${workflow.name}-${timestamp()}`));
   const rel = displayPath(dir, io.cwd);
