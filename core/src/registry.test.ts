@@ -143,3 +143,19 @@ describe("pluginShapeProblems", () => {
     assert.equal(problems.length, 6, problems.join("; "));
   });
 });
+
+test("a plugin file outside the project whose imports are not installed there: the error says why and how to fix it", async () => {
+  const outside = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-outside-plugin-"));
+  try {
+    const file = path.join(outside, "my-step.ts");
+    fs.writeFileSync(file, `import { definePlugin } from "@bdc/core";\nexport default definePlugin({ id: "step/mine", version: "1.0.0", description: "d", make: () => ({ run: () => 1 }) });\n`);
+    await assert.rejects(registry.resolve("./my-step.ts", outside), (e: BdcError) => {
+      assert.equal(e.code, "BDC_PLUGIN_LOAD");
+      assert.match(e.message, /Cannot find (module|package) '@bdc\/core'/);
+      assert.match(e.hint!, /outside the project .*its imports \("@bdc\/core"\) are looked up from its own folder.*move it into the project/);
+      return true;
+    });
+  } finally {
+    fs.rmSync(outside, { recursive: true, force: true });
+  }
+});

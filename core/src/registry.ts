@@ -194,10 +194,17 @@ export class PluginRegistry {
         return plugin;
       },
       (cause) => {
+        const first = cause instanceof Error ? cause.message.split("\n")[0]! : String(cause);
+        const missing = /Cannot find (module|package) '([^']+)'/.exec(first)?.[2];
+        const outside = path.relative(this.root, module).startsWith("..");
         throw new BdcError({
           code: "BDC_PLUGIN_LOAD",
-          message: `cannot import plugin module ${module}: ${cause instanceof Error ? cause.message.split("\n")[0] : String(cause)}`,
-          hint: "run `pnpm install`; if the module is yours, run it with tsx to see the full error",
+          message: `cannot import plugin module ${module}: ${first}`,
+          hint:
+            missing !== undefined && outside
+              ? `the file is outside the project (${this.root}), so its imports ("${missing}") are looked up from its own folder, where they are not installed: ` +
+                `move it into the project (e.g. next to your workflow under ${this.root}), or make its folder a package that depends on @bdc/core and effect (pnpm add), or add the folder to pnpm-workspace.yaml`
+              : "run `pnpm install`; if the module is yours, run it with tsx to see the full error",
           origin,
           cause,
         });

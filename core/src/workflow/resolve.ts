@@ -349,6 +349,8 @@ function resolveSteps(
     const target = candidates.get(instance);
     if (target === undefined) {
       fail("BDC_UNKNOWN_INSTANCE", runPath, `step "${name}" runs "${instance}", which is not a plugin instance`, choicesHint(instance, instancesOf("step"), "step instances"), doc.run === undefined ? "key" : "value");
+    } else if (target.plugin === undefined) {
+      // Its plugin did not load: that error is already reported, at its `use:`.
     } else if (target.slot !== "step") {
       fail("BDC_REF_SLOT", runPath, `"${instance}" is a ${target.slot} instance; a step runs a step instance (use: step/...)`, choicesHint(instance, instancesOf("step"), "step instances"));
     } else if (!target.enabled) {
@@ -370,7 +372,7 @@ function resolveSteps(
       } else {
         const c = candidates.get(src);
         if (c === undefined) fail("BDC_UNKNOWN_INSTANCE", at, `"${src}" is neither a step nor a dataset instance`, choicesHint(src, [...stepNames, ...instancesOf("dataset")], "steps and dataset instances"));
-        else if (c.slot !== "dataset") fail("BDC_REF_SLOT", at, `"${src}" is a ${c.slot} instance; for_each takes a dataset instance or a step`, choicesHint(src, [...stepNames, ...instancesOf("dataset")], "steps and dataset instances"));
+        else if (c.plugin !== undefined && c.slot !== "dataset") fail("BDC_REF_SLOT", at, `"${src}" is a ${c.slot} instance; for_each takes a dataset instance or a step`, choicesHint(src, [...stepNames, ...instancesOf("dataset")], "steps and dataset instances"));
         else if (!c.enabled) fail("BDC_REF_DISABLED", at, `dataset "${src}" is switched off`, "enable it, or iterate over another dataset");
         forEach = { kind: "dataset", name: src };
       }
