@@ -12,8 +12,10 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 test("the built-in templates exist and declare their variables", () => {
   const lib = promptLibrary();
-  assert.deepEqual(lib.names(), ["code-from-thoughts", "expand-thought", "lats-expand", "rap-answer", "rap-self-eval", "rap-subquestion", "refine-summary", "reflection", "regenerate-thought", "repair-with-reflection", "repair-with-trace", "zero-shot"]);
+  assert.deepEqual(lib.names(), ["code-from-thoughts", "expand-thought", "lats-expand", "pair-p2t", "pair-t2s", "rap-answer", "rap-self-eval", "rap-subquestion", "refine-summary", "reflection", "regenerate-thought", "repair-with-reflection", "repair-with-trace", "zero-shot"]);
   assert.deepEqual(variablesOf(lib.template("expand-thought")), ["problem", "thoughts", "width"]);
+  assert.deepEqual(variablesOf(lib.template("pair-p2t")), ["problem"]);
+  assert.deepEqual(variablesOf(lib.template("pair-t2s")), ["problem", "clues", "format_instructions"]);
   const text = lib.render("expand-thought", { problem: "Add two numbers.", thoughts: "(none yet)", width: 3 });
   assert.match(text, /Add two numbers\.[\s\S]*\(none yet\)[\s\S]*Give 3 different/);
 });
