@@ -168,7 +168,9 @@ test("scripted server: recognises the built-in templates and answers determinist
   assert.notEqual(model.reply("m2", expand("(none)")).text, first.text, "another model answers differently");
   const second = model.reply("m1", expand(lines[0]!));
   assert.match(second.text, /step 2\.1/);
-  assert.equal(model.reply("m1", expand(`${lines[0]}\n${second.text.split("\n")[0]}`)).text, "Thought: <END>");
+  const third = model.reply("m1", expand(`${lines[0]}\n${second.text.split("\n")[0]}`));
+  assert.match(third.text, /step 3\.1/, "three levels of thoughts");
+  assert.equal(model.reply("m1", expand(`${lines[0]}\n${second.text.split("\n")[0]}\n${third.text.split("\n")[0]}`)).text, "Thought: <END>");
 
   const code = model.reply("m1", prompts.render("code-from-thoughts", { problem: statement, thoughts: lines[0]!, format_instructions: "stdin" }));
   assert.equal(code.call.kind, "code-from-thoughts");

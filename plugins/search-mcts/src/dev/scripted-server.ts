@@ -12,7 +12,7 @@
  * rendered from and answers in kind:
  *   expand-thought      -> `width` lines "Thought: [model] step D.K: <idea>" (an idea chosen by a
  *                          hash of the problem, depth D, K and the model); once the reasoning so
- *                          far holds 2 thoughts: "Thought: <END>".
+ *                          far holds 3 thoughts: "Thought: <END>".
  *   code-from-thoughts,
  *   zero-shot           -> a ```python block with the problem's first reference solution (the
  *                          problem is found by the APPS `question` text contained in the prompt),
@@ -20,10 +20,11 @@
  *                          or returns None (call-based) for about two inputs in three (see
  *                          breakProgram). Zero-shot: broken when a hash of (model, prompt) is
  *                          even. From thoughts: always broken without any of this server's
- *                          thoughts (a search's root), then broken when the hash is even (one
- *                          thought) or 0 mod 4 (two or more): reasoning helps, so a search has
- *                          something to improve; two models, and two thought paths, get different
- *                          but reproducible pass rates.
+ *                          thoughts (a search's root), then broken unless the hash is 0 mod 4
+ *                          (one thought), when it is even (two), when it is 0 mod 4 (three or
+ *                          more): deeper reasoning helps, so a search goes further than one level;
+ *                          two models, and two thought paths, get different but reproducible
+ *                          pass rates.
  *   repair-with-reflection,
  *   repair-with-trace   -> ("repair") as zero-shot: broken when a hash of (model, prompt) is even.
  *   lats-expand         -> (LATS, expand/programs) as zero-shot: broken when the hash is even.
@@ -196,8 +197,8 @@ ${code}`;
  * Whether a code answer is deliberately broken. Zero-shot: when a hash of (model, prompt) is even.
  * Code from thoughts gets better with reasoning, so that a search has something to improve (and
  * children can do worse than their parent: ill children for prune and refine): with none of this
- * server's thoughts in the prompt (the root) always broken; with one, when the hash is even; with
- * two or more, when it is 0 mod 4.
+ * server's thoughts in the prompt (the root) always broken; with one, unless the hash is 0 mod 4;
+ * with two, when it is even; with three or more, when it is 0 mod 4.
  */
 export function isBroken(kind: "zero-shot" | "code-from-thoughts", model: string, prompt: string): { broken: boolean; always: boolean; salt: number } {
   const h = hash(model, prompt);
@@ -205,7 +206,9 @@ export function isBroken(kind: "zero-shot" | "code-from-thoughts", model: string
   if (kind === "zero-shot") return { broken: h[31]! % 2 === 0, always: false, salt };
   const thoughts = countThoughts(section(prompt, "Reasoning:", /\n\s*(?:The program|Return only|```)/));
   if (thoughts === 0) return { broken: true, always: false, salt };
-  return { broken: thoughts === 1 ? h[31]! % 2 === 0 : h[31]! % 4 === 0, always: false, salt };
+  // Deeper reasoning helps more (1 thought: 1 in 4 programs works, 2: 1 in 2, 3 or more: 3 in 4),
+  // so a search has reasons to go deeper than one level.
+  return { broken: thoughts === 1 ? h[31]! % 4 !== 0 : thoughts === 2 ? h[31]! % 2 === 0 : h[31]! % 4 === 0, always: false, salt };
 }
 
 export class ScriptedModel {
@@ -232,7 +235,7 @@ export class ScriptedModel {
       case "expand-thought": {
         const so_far = section(prompt, "Reasoning so far:", /\n\s*Give \d+ different/);
         const depth = countThoughts(so_far);
-        if (depth >= 2) return { text: "Thought: <END>", call: { model, kind } };
+        if (depth >= 3) return { text: "Thought: <END>", call: { model, kind } };
         const width = Number(/Give (\d+) different/.exec(prompt)?.[1] ?? 3);
         const first = hashInt(pid, String(depth), model);
         const lines = Array.from({ length: Math.max(1, Math.min(width, IDEAS.length)) }, (_, k) => {
