@@ -52,6 +52,7 @@ import {
   stackExperts,
   TRAIN_FILES,
   trainingInputNames,
+  trainingInputs,
   writeFileDurably,
   writeLossCurve,
   type ExpertStack,
@@ -208,15 +209,10 @@ export async function trainHypernet(args: HypernetTrainArgs, encoder: Encoder, h
   const out = path.resolve(args.out);
   const threads = args.threads ?? os.availableParallelism();
   const result: Record<string, unknown> = {
-    model: path.resolve(args.model),
-    model_files: filesKey(args.model, (f) => f === "config.json" || f.endsWith(".safetensors")),
+    ...trainingInputs(args.model, args.data, args.evalData),
     experts: args.experts.map((e) => ({ name: e.name, dir: path.resolve(e.dir), files: filesKey(e.dir) })),
     centroids_sha256: sha256File(args.centroids),
     encoder: { model: encoder.model, dimension: encoder.dimension },
-    data: path.resolve(args.data),
-    data_sha256: sha256File(args.data),
-    eval_data: args.evalData === undefined ? null : path.resolve(args.evalData),
-    eval_data_sha256: args.evalData === undefined ? null : sha256File(args.evalData),
     layers: stack.layers,
     targets: stack.targets,
     hidden: args.hidden,

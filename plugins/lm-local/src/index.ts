@@ -23,7 +23,7 @@ export { attentionBias, epochSteps, layoutStep, stepsPerEpoch, type LayoutOption
 export { AdamW, clipGradNorm, learningRate, SCHEDULES, type AdamWOptions, type MomentState, type Schedule } from "./train/optimizer.ts";
 export { CheckpointStore, diskIo, momentsBytes, OPTIMIZER_FILE, readMoments, readState, STATE_FILE, type CheckpointIo, type TrainerState } from "./train/checkpoints.ts";
 export { readLossHistory, writeLossCurve, type LossHistory } from "./train/loss-curve.ts";
-export { checkSameRun, hashArgs, sha256File } from "./train/run-args.ts";
+export { checkSameRun, hashArgs, sha256File, trainingInputs } from "./train/run-args.ts";
 export { compiledKey, compiledModel, filesKey } from "./model/compiled-cache.ts";
 export { writeFileDurably } from "./durable-files.ts";
 export { TrainProgressDisplay } from "./train/progress.ts";

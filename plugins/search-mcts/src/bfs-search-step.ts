@@ -27,7 +27,7 @@
  * The output has step/tree-search's shape, so step/score and step/export-pairs read it.
  */
 import { Schema } from "effect";
-import { BdcError, definePlugin, option, optional, type StepImpl } from "@bdc/core";
+import { BdcError, definePlugin, option, type StepImpl } from "@bdc/core";
 import type { Policy, PromptLibrary } from "@bdc/policy";
 import type { PublicProblem, Reward } from "@bdc/reward-python";
 import { END_MARKER } from "./prompting.ts";

@@ -20,7 +20,7 @@
  * LDB allows up to 10 debugging iterations after its seed program. Default here: 4.
  */
 import { Schema } from "effect";
-import { BdcError, definePlugin, option, optional, required, type StepImpl } from "@bdc/core";
+import { definePlugin, option, optional, required, type StepImpl } from "@bdc/core";
 import type { Policy, PromptLibrary } from "@bdc/policy";
 import type { ProgramEvaluation, PublicProblem, Reward, TestCase, Verdict } from "@bdc/reward-python";
 import { extractPython, formatInstructions, problemText } from "./prompting.ts";

@@ -33,7 +33,7 @@
  */
 import type { ChatMessage, Completion, Policy, PromptLibrary, Sampling, Usage } from "@bdc/policy";
 import type { PublicProblem, Reward } from "@bdc/reward-python";
-import { END_MARKER, formatInstructions, numberedThoughts, problemText } from "./prompting.ts";
+import { END_MARKER, formatInstructions, problemText } from "./prompting.ts";
 import type { Backup, Expander, ProgramRecord, Pruner, Refiner, SearchContext, Selector, Simulator, TreeNode } from "./types.ts";
 import { limitReached, type PairsMode, type SearchLimits } from "./search-output.ts";
 

@@ -6,12 +6,12 @@
  * program is judged on the PUBLIC tests only (for the record: the final score is `step/score`
  * on the hidden tests, as for every other row).
  */
-import { Schema } from "effect";
-import { BdcError, definePlugin, option, type StepImpl } from "@bdc/core";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { Schema } from "effect";
+import { definePlugin, option, type StepImpl } from "@bdc/core";
 import { compositionHeatmapHtml, type CompositionRecord, type Policy, type PromptLibrary } from "@bdc/policy";
-import type { PublicProblem, Reward } from "@bdc/reward-python";
+import type { Reward } from "@bdc/reward-python";
 import { publicProblem } from "./problem-item.ts";
 import { extractPython, formatInstructions, problemText } from "./prompting.ts";
 

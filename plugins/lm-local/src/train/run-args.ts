@@ -7,9 +7,22 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { BdcError } from "@bdc/core";
+import { filesKey } from "../model/compiled-cache.ts";
 
 export function sha256File(file: string): string {
   return crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
+}
+
+/** The inputs every trainer's result depends on: the base checkpoint's files and the data files, by path and content. */
+export function trainingInputs(model: string, data: string, evalData: string | undefined): Record<string, unknown> {
+  return {
+    model: path.resolve(model),
+    model_files: filesKey(model, (f) => f === "config.json" || f.endsWith(".safetensors") || f.endsWith(".safetensors.index.json") || f.startsWith("tokenizer")),
+    data: path.resolve(data),
+    data_sha256: sha256File(data),
+    eval_data: evalData === undefined ? null : path.resolve(evalData),
+    eval_data_sha256: evalData === undefined ? null : sha256File(evalData),
+  };
 }
 
 export function hashArgs(args: Record<string, unknown>): string {

@@ -16,24 +16,22 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { BdcError } from "@bdc/core";
-import { openSession, ort, type Device } from "@bdc/onnx-graph";
+import { ort, type Device } from "@bdc/onnx-graph";
 import { readModelConfig, type ModelConfig } from "../checkpoint/config.ts";
 import { mixSeed, mulberry32 } from "../checkpoint/random.ts";
-import { openCheckpointWeights, type CheckpointWeights } from "../checkpoint/safetensors.ts";
 import { loadTokenizer } from "../checkpoint/tokenizer.ts";
 import { checkLoraAdapter, cloneLoraAdapter, initLoraAdapter, loraScale, moduleKey, normalizeLoraConfig, projectionDims, type LoraAdapter, type LoraConfig, type LoraTarget } from "../lora/adapter.ts";
 import { writeFileDurably } from "../durable-files.ts";
 import { readPeftAdapter, writePeftAdapter } from "../lora/peft.ts";
-import { defaultOnnxCache } from "../model/causal-lm.ts";
-import { compiledKey, compiledModel, filesKey } from "../model/compiled-cache.ts";
+import { filesKey } from "../model/compiled-cache.ts";
 import { MASKED } from "../model/llama-graph.ts";
 import { LORA_SCALE_INPUT, loraInputNames, type LoraSlots } from "../model/lora-slots.ts";
 import { attentionBias, epochSteps, layoutStep, stepsPerEpoch, type MicroBatch } from "./batching.ts";
 import { CheckpointStore, type CheckpointIo, type TrainerState } from "./checkpoints.ts";
-import { loadTrainingData, type DataReport, type TrainingExample } from "./data.ts";
+import { loadTrainingData, type DataReport } from "./data.ts";
 import { readLossHistory, writeLossCurve } from "./loss-curve.ts";
 import { AdamW, clipGradNorm, learningRate, type Schedule } from "./optimizer.ts";
-import { checkSameRun, hashArgs, sha256File } from "./run-args.ts";
+import { checkSameRun, hashArgs, trainingInputs } from "./run-args.ts";
 import { gradOutputName, LOSS_OUTPUT, openTrainingSession, trainableInputs, trainingInputNames } from "./training-graph.ts";
 
 export interface TrainArgs {
@@ -186,12 +184,7 @@ export function checkTrainArgs(a: TrainArgs): void {
 /** The arguments that decide the result (threads and cadence of saves do not). */
 function resultArgs(a: TrainArgs, model: ModelConfig, lora: LoraConfig): Record<string, unknown> {
   return {
-    model: path.resolve(a.model),
-    model_files: filesKey(a.model, (f) => f === "config.json" || f.endsWith(".safetensors") || f.endsWith(".safetensors.index.json") || f.startsWith("tokenizer")),
-    data: path.resolve(a.data),
-    data_sha256: sha256File(a.data),
-    eval_data: a.evalData === undefined ? null : path.resolve(a.evalData),
-    eval_data_sha256: a.evalData === undefined ? null : sha256File(a.evalData),
+    ...trainingInputs(a.model, a.data, a.evalData),
     architecture: model.architecture,
     rank: lora.rank,
     alpha: lora.alpha,
