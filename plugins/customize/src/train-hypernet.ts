@@ -41,6 +41,7 @@ import {
   momentsBytes,
   moduleKey,
   openTrainingSession,
+  OPTIMIZER_FILE,
   readModelConfig,
   readMoments,
   readLossHistory,
@@ -277,8 +278,6 @@ export async function trainHypernet(args: HypernetTrainArgs, encoder: Encoder, h
   const session = await openTrainingSession(args.model, model, slots, { cacheDir: args.cacheDir, threads, log });
   try {
     const runner = new GatedLoss(session, model, stack, compositionScale(stack, args.gateScale, net.gateMass), args.maxLength);
-    const R = net.R;
-    const scale = runner.scale;
 
     const evaluate = async (): Promise<number | undefined> => {
       if (evalSet === undefined) return undefined;
@@ -292,7 +291,7 @@ export async function trainHypernet(args: HypernetTrainArgs, encoder: Encoder, h
     const emit = (type: string, data: Record<string, unknown>) => fs.appendFileSync(eventsFile, `${JSON.stringify({ type, time: new Date().toISOString(), ...data })}\n`);
     const parameterCount = [...net.params.values()].reduce((s, p) => s + p.length, 0);
     emit("train.start", { step: startStep, total_steps: totalSteps, resumed: startStep > 0, examples: train.examples.length, trainable_parameters: parameterCount });
-    log(`training the hypernetwork (${parameterCount.toLocaleString("en-US")} parameters: ${net.moduleKeys().length} modules x MLP ${net.inputDim}->${args.hidden}->${R}) over ${stack.experts.length} experts of rank ${stack.rank} on ${train.examples.length} rows: ${totalSteps} steps, gate scale ${args.gateScale} (${scale})`);
+    log(`training the hypernetwork (${parameterCount.toLocaleString("en-US")} parameters: ${net.moduleKeys().length} modules x MLP ${net.inputDim}->${args.hidden}->${net.R}) over ${stack.experts.length} experts of rank ${stack.rank} on ${train.examples.length} rows: ${totalSteps} steps, gate scale ${args.gateScale} (${runner.scale})`);
 
     const bestDir = path.join(out, HYPERNET_TRAIN_FILES.best);
     const saveCheckpoint = (step: number) => {
@@ -302,7 +301,7 @@ export async function trainHypernet(args: HypernetTrainArgs, encoder: Encoder, h
       store.saveFiles(step, [
         [HYPERNET_FILES.weights, safetensorsBytes(tensors)],
         [HYPERNET_FILES.config, fs.readFileSync(path.join(out, HYPERNET_FILES.config))],
-        ["optimizer.safetensors", momentsBytes(optimizer.state)],
+        [OPTIMIZER_FILE, momentsBytes(optimizer.state)],
         [STATE_FILE, `${JSON.stringify(state, null, 2)}\n`],
       ]);
       emit("train.checkpoint", { step, dir: `checkpoint-${step}` });
@@ -312,9 +311,11 @@ export async function trainHypernet(args: HypernetTrainArgs, encoder: Encoder, h
 
     const started = performance.now();
     let lastLoss = Number.NaN;
+    let order: { epoch: number; steps: number[][] } | undefined;
     for (let step = startStep; step < totalSteps; step++) {
       const epoch = Math.floor(step / perEpoch);
-      const rows = epochSteps(train.examples.length, args.batch, args.seed, epoch)[step % perEpoch]!;
+      if (order?.epoch !== epoch) order = { epoch, steps: epochSteps(train.examples.length, args.batch, args.seed, epoch) };
+      const rows = order.steps[step % perEpoch]!;
       const tokens = rows.reduce((s, i) => s + train.examples[i]!.lossMask.reduce((a, b) => a + b, 0), 0);
       const grads = new Map<string, Float32Array>([...net.params].map(([name, p]) => [name, new Float32Array(p.length)]));
       let loss = 0;
