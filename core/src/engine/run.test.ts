@@ -136,6 +136,23 @@ steps:
   assert.ok(probes.get("a")!.closed && probes.get("b")!.closed, "every built instance is closed at the end");
 });
 
+test("an instance that cannot be built when its step starts fails that step, recorded; the earlier step's work is kept", async () => {
+  const outcome = await run(`
+plugins:
+  items: { use: dataset/range, with: { n: 2 } }
+  a: { use: step/probe }
+  b: { use: step/probe, with: { make_throws: true } }
+steps:
+  a: { for_each: items }
+  b: { for_each: a }
+`);
+  assert.equal(outcome.status, "failed");
+  assert.equal(outcome.summary.steps.a!.status, "succeeded");
+  assert.deepEqual(probes.get("a")!.ran, ["item-000", "item-001"]);
+  assert.equal(outcome.summary.steps.b!.status, "failed");
+  assert.match(outcome.summary.steps.b!.error!.message, /cannot build instance "b": cannot be built on purpose/);
+});
+
 test("an aborted signal interrupts the run; resume finishes it without redoing items", async () => {
   const yaml = `
 run: { concurrency: 2 }

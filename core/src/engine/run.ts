@@ -127,7 +127,12 @@ export async function runWorkflow(options: RunOptions): Promise<RunOutcome> {
           // A step whose items partly failed still feeds its successful outputs forward; a
           // step that failed as a whole (or was skipped) leaves nothing to work on.
           const blocked = step.needs.some((n) => summary.steps[n]!.status === "skipped" || summary.steps[n]!.error !== undefined);
-          if (!blocked) yield* Effect.tryPromise({ try: () => impls.ensure(stepInstances(step)), catch: (e) => toBdcErrors(e)[0]! });
+          if (!blocked) {
+            // An instance that cannot be built fails its step (recorded as such), as a step failing as a whole does.
+            yield* Effect.tryPromise({ try: () => impls.ensure(stepInstances(step)), catch: (e) => toBdcErrors(e)[0]! }).pipe(
+              Effect.tapError((e) => Effect.sync(() => failStep(summary.steps[step.name]!, step, store, e, performance.now()))),
+            );
+          }
           const status: StepStatus = blocked
             ? skipStep(step, summary, store)
             : yield* runStep(step, impls, semaphore, wf.concurrency, store, summary.steps[step.name]!, progress, runAbort.signal);
