@@ -9,4 +9,5 @@ export * from "./merge.ts";
 export * from "./presets.ts";
 export * from "./run-merge.ts";
 export * from "./twin.ts";
+export { openTwinComposer, type TwinManifest } from "./twin-composer.ts";
 export type { Merger } from "./merger.ts";
