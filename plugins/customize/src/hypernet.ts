@@ -256,7 +256,7 @@ export function writeHypernet(dir: string, net: Hypernetwork, extra: Record<stri
   writeFileDurably(path.join(dir, HYPERNET_FILES.config), `${JSON.stringify(json, null, 2)}\n`);
 }
 
-const badFolder = (message: string, hint = "give the folder `bdc hypernet train` or step/train-hypernet wrote") => new BdcError({ code: "BDC_HYPERNET_INVALID", message, hint });
+const badFolder = (message: string, hint = "give the folder step/train-hypernet wrote (steps/<step>/hypernet in its run)") => new BdcError({ code: "BDC_HYPERNET_INVALID", message, hint });
 
 export function readHypernet(dir: string): Hypernetwork & { readonly extra: Record<string, unknown> } {
   const configFile = path.join(dir, HYPERNET_FILES.config);
