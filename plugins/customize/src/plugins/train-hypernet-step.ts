@@ -73,6 +73,7 @@ export default definePlugin({
   requires: { encoder: { slot: "encoder", description: "embeds each row's input (the encoder the clusters were made with)" } },
   preflight(config) {
     const problems = [];
+    if (config.experts !== undefined && config.experts.length === 0) problems.push({ code: "BDC_CONFIG_VALUE", path: ["experts"], message: "no expert folders given", hint: "set experts: to the expert adapters, one per cluster in cluster order (runs/<experts>/steps/expert/cluster-<k>)" });
     if ((config.experts === undefined) === (config.experts_from === undefined)) problems.push({ code: "BDC_CONFIG_VALUE", path: ["experts"], message: "give the experts as experts: (folders) or experts_from: (a step), one of them", hint: "experts_from: expert (the step/train-lora fan-out over the clusters)" });
     if ((config.data === undefined) === (config.data_from === undefined)) problems.push({ code: "BDC_CONFIG_VALUE", path: ["data"], message: "give the training rows as data: (a file) or data_from: (the step/export-pairs step of this run), one of them", hint: "data_from: export" });
     if ((config.centroids === undefined) === (config.clusters_from === undefined)) problems.push({ code: "BDC_CONFIG_VALUE", path: ["centroids"], message: "give the centroids as centroids: (a file) or clusters_from: (the step/cluster step), one of them", hint: "clusters_from: cluster" });
