@@ -110,7 +110,13 @@ export class CheckpointStore {
         cause,
       });
     }
-    for (const old of this.list().slice(0, -this.keep)) fs.rmSync(old.dir, { recursive: true, force: true });
+    for (const old of this.list().slice(0, -this.keep)) {
+      // Renamed away first (atomic), then deleted: a kill during the deletion leaves a temporary
+      // folder that the next run removes, never a half-deleted checkpoint-<step>.
+      const doomed = path.join(this.dir, `.${path.basename(old.dir)}.${process.pid}.old`);
+      fs.renameSync(old.dir, doomed);
+      fs.rmSync(doomed, { recursive: true, force: true });
+    }
     return final;
   }
 
