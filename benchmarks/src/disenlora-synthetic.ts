@@ -21,7 +21,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { SphericalKMeans } from "@bdc/cluster";
-import { hashEncoder, HYPERNET_TRAIN_DEFAULTS, loadExpertStack, readHypernet, trainHypernet } from "@bdc/customize";
+import { HYPERNET_TRAIN_DEFAULTS, loadExpertStack, readHypernet, trainHypernet } from "@bdc/customize";
+import { hashEncoder } from "@bdc/customize/testing";
 import {
   CausalLM,
   compositionScale,

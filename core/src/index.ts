@@ -26,6 +26,7 @@ export { BdcError, BdcErrors, ErrorCodes, formatError, formatPath, isBdcError, t
 export type { ErrorCode, Origin, ConfigPath } from "./errors.ts";
 export { PluginRegistry, findProjectRoot, pluginShapeProblems } from "./registry.ts";
 export { choicesHint, nearest } from "./util/suggest.ts";
+export { escapeHtml } from "./util/html.ts";
 export type { PluginEntry } from "./registry.ts";
 export { loadWorkflow } from "./workflow/load.ts";
 export type { LoadOptions, Loaded } from "./workflow/load.ts";

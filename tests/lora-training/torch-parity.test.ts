@@ -19,7 +19,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { after, before, test, type TestContext } from "node:test";
+import { after, before, test } from "node:test";
 import { initLoraAdapter, type LoraTarget, normalizeLoraConfig, readLossHistory, readModelConfig, stepsPerEpoch, type TinyCheckpointOptions, writePeftAdapter, writeTinyCheckpoint } from "@bdc/lm-local";
 import { compareWithTorch } from "../../benchmarks/src/lora-parity.ts";
 import type { TorchTrainPlan } from "../../benchmarks/src/torch-reference.ts";

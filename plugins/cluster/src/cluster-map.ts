@@ -6,6 +6,7 @@
  * sizes, and a few example rows per cluster.
  */
 import { cosine, TSNE, UMAP } from "@saehrimnir/druidjs";
+import { escapeHtml } from "@bdc/core";
 
 export type Projection = "tsne" | "umap";
 
@@ -18,7 +19,6 @@ export function project(vectors: Float32Array, n: number, d: number, method: Pro
 }
 
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"];
-const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 const color = (c: number) => PALETTE[c % PALETTE.length]!;
 
 export interface MapInput {
@@ -45,17 +45,17 @@ export function renderClusterMap(m: MapInput): string {
   const sx = (x: number) => pad + ((x - x0) / (x1 - x0 || 1)) * (W - 2 * pad);
   const sy = (y: number) => H - pad - ((y - y0) / (y1 - y0 || 1)) * (H - 2 * pad);
   const circles = m.points
-    .map((p, i) => `<circle cx="${sx(p[0]).toFixed(1)}" cy="${sy(p[1]).toFixed(1)}" r="3.2" fill="${color(m.labels[i]!)}" fill-opacity="0.75"><title>cluster ${m.labels[i]}: ${esc(m.titles[i] ?? "")}</title></circle>`)
+    .map((p, i) => `<circle cx="${sx(p[0]).toFixed(1)}" cy="${sy(p[1]).toFixed(1)}" r="3.2" fill="${color(m.labels[i]!)}" fill-opacity="0.75"><title>cluster ${m.labels[i]}: ${escapeHtml(m.titles[i] ?? "")}</title></circle>`)
     .join("");
   const total = m.sizes.reduce((a, b) => a + b, 0);
   const legend = m.sizes
-    .map((size, c) => `<li><span class="dot" style="background:${color(c)}"></span><b>cluster ${c}</b>: ${size} rows (${((100 * size) / Math.max(total, 1)).toFixed(1)}%)<ul>${(m.examples[c] ?? []).map((e) => `<li>${esc(e)}</li>`).join("")}</ul></li>`)
+    .map((size, c) => `<li><span class="dot" style="background:${color(c)}"></span><b>cluster ${c}</b>: ${size} rows (${((100 * size) / Math.max(total, 1)).toFixed(1)}%)<ul>${(m.examples[c] ?? []).map((e) => `<li>${escapeHtml(e)}</li>`).join("")}</ul></li>`)
     .join("");
-  return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(m.title)}</title>
+  return `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(m.title)}</title>
 <style>body{font-family:system-ui,sans-serif;margin:24px;color:#222;display:flex;gap:24px;flex-wrap:wrap}h1{font-size:18px;width:100%;margin:0}
 svg{border:1px solid #ddd;background:#fcfcfc}.dot{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:6px}
 ul{padding-left:18px;margin:4px 0 10px}li ul li{color:#555;font-size:13px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;max-width:520px}p{color:#555;width:100%;margin:0}</style></head>
-<body><h1>${esc(m.title)}</h1><p>${esc(`${m.method === "tsne" ? "t-SNE" : "UMAP"} of the embeddings (cosine); ${m.points.length} of ${total} rows plotted; hover a point for its first line.${m.note === undefined ? "" : ` ${m.note}`}`)}</p>
+<body><h1>${escapeHtml(m.title)}</h1><p>${escapeHtml(`${m.method === "tsne" ? "t-SNE" : "UMAP"} of the embeddings (cosine); ${m.points.length} of ${total} rows plotted; hover a point for its first line.${m.note === undefined ? "" : ` ${m.note}`}`)}</p>
 <svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}">${circles}</svg>
 <div><ul>${legend}</ul></div></body></html>
 `;

@@ -244,16 +244,22 @@ export class Hypernetwork {
   }
 }
 
-/** Writes the hypernetwork as a folder (config JSON + safetensors with the centroids). */
-export function writeHypernet(dir: string, net: Hypernetwork, extra: Record<string, unknown> = {}): void {
-  fs.mkdirSync(dir, { recursive: true });
+/** The hypernetwork's files (weights with the centroids, then the config), for a folder or a checkpoint. */
+export function hypernetFiles(net: Hypernetwork, extra: Record<string, unknown> = {}): Array<[string, Uint8Array | string]> {
   const tensors: TensorToWrite[] = [...net.params].map(([name, data]) => ({ name, dtype: "F32", shape: [data.length], data }));
   tensors.push({ name: "centroids", dtype: "F32", shape: [net.K, net.config.encoder.dimension], data: net.centroids });
-  // Each file replaced whole (a crash leaves the old file or the new one); the weights first, the config last.
-  writeFileDurably(path.join(dir, HYPERNET_FILES.weights), safetensorsBytes(tensors, { format: "bdc-hypernet" }));
   const c = net.config;
   const json = { format: "bdc-hypernet", version: 1, encoder: c.encoder, experts: c.experts, rank: c.rank, hidden: c.hidden, layers: c.layers, targets: c.targets, softmax: c.softmax, gate_scale: c.gateScale, ...extra };
-  writeFileDurably(path.join(dir, HYPERNET_FILES.config), `${JSON.stringify(json, null, 2)}\n`);
+  return [
+    [HYPERNET_FILES.weights, safetensorsBytes(tensors, { format: "bdc-hypernet" })],
+    [HYPERNET_FILES.config, `${JSON.stringify(json, null, 2)}\n`],
+  ];
+}
+
+/** Writes the hypernetwork as a folder; each file replaced whole (a crash leaves the old file or the new one), the config last. */
+export function writeHypernet(dir: string, net: Hypernetwork, extra: Record<string, unknown> = {}): void {
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [name, data] of hypernetFiles(net, extra)) writeFileDurably(path.join(dir, name), data);
 }
 
 const badFolder = (message: string, hint = "give the folder step/train-hypernet wrote (steps/<step>/hypernet in its run)") => new BdcError({ code: "BDC_HYPERNET_INVALID", message, hint });

@@ -7,4 +7,3 @@ export * from "./hypernet.ts";
 export * from "./train-hypernet.ts";
 export { openHypernetComposer, type HypernetComposer, type HypernetComposerOptions } from "./composer.ts";
 export { embedInputs } from "./embed-inputs.ts";
-export { hashEncoder } from "./testing/hash-encoder.ts";

@@ -47,7 +47,6 @@ import {
   readLossHistory,
   readPeftAdapter,
   readState,
-  safetensorsBytes,
   sha256File,
   STATE_FILE,
   stackExperts,
@@ -65,7 +64,7 @@ import {
   type TrainingExample,
   type TrainHooks,
 } from "@bdc/lm-local";
-import { HYPERNET_DEFAULTS, HYPERNET_FILES, Hypernetwork, readHypernet, writeHypernet, type HypernetConfig, type SoftmaxMode } from "./hypernet.ts";
+import { HYPERNET_DEFAULTS, HYPERNET_FILES, hypernetFiles, Hypernetwork, readHypernet, writeHypernet, type HypernetConfig, type SoftmaxMode } from "./hypernet.ts";
 import { embedInputs } from "./embed-inputs.ts";
 
 export interface HypernetTrainArgs {
@@ -295,22 +294,14 @@ export async function trainHypernet(args: HypernetTrainArgs, encoder: Encoder, h
 
     const bestDir = path.join(out, HYPERNET_TRAIN_FILES.best);
     const saveCheckpoint = (step: number) => {
-      const tensors = [...net.params].map(([name, data]) => ({ name, dtype: "F32" as const, shape: [data.length], data }));
-      tensors.push({ name: "centroids", dtype: "F32", shape: [net.K, config.encoder.dimension], data: net.centroids });
       const state = { global_step: step, total_steps: totalSteps, epoch: step / perEpoch, args_hash: argsHash, threads, rng: { seed: args.seed, scheme: "mulberry32 streams keyed by (seed, epoch) for the data order" }, optimizer_step: optimizer.step, eval_by_epoch: evalByEpoch };
-      store.saveFiles(step, [
-        [HYPERNET_FILES.weights, safetensorsBytes(tensors)],
-        [HYPERNET_FILES.config, fs.readFileSync(path.join(out, HYPERNET_FILES.config))],
-        [OPTIMIZER_FILE, momentsBytes(optimizer.state)],
-        [STATE_FILE, `${JSON.stringify(state, null, 2)}\n`],
-      ]);
+      store.saveFiles(step, [...hypernetFiles(net), [OPTIMIZER_FILE, momentsBytes(optimizer.state)], [STATE_FILE, `${JSON.stringify(state, null, 2)}\n`]]);
       emit("train.checkpoint", { step, dir: `checkpoint-${step}` });
     };
-    // The config is written first: checkpoints copy it, and readHypernet reads checkpoints.
-    writeHypernet(out, net, { kept: "in training" });
 
     const started = performance.now();
     let lastLoss = Number.NaN;
+    let tokensDone = 0;
     let order: { epoch: number; steps: number[][] } | undefined;
     for (let step = startStep; step < totalSteps; step++) {
       const epoch = Math.floor(step / perEpoch);
@@ -323,6 +314,7 @@ export async function trainHypernet(args: HypernetTrainArgs, encoder: Encoder, h
         if (hooks.signal?.aborted) throw new BdcError({ code: "BDC_INTERRUPTED", message: `hypernetwork training stopped during step ${step + 1}`, hint: "run the same command again to resume from the last checkpoint" });
         const { gates, trace } = net.forward(trainEmbeddings[i]!);
         const row = await runner.run(train.examples[i]!, gates, 1 / tokens);
+        tokensDone += train.examples[i]!.ids.length;
         if (!Number.isFinite(row.loss)) {
           throw new BdcError({ code: "BDC_TRAIN_NONFINITE", message: `step ${step + 1}: the loss is ${row.loss} on ${train.examples[i]!.source}`, hint: `lower the learning rate (--lr ${args.lr}); the last checkpoint is kept and the same command resumes from it` });
         }
@@ -351,7 +343,7 @@ export async function trainHypernet(args: HypernetTrainArgs, encoder: Encoder, h
         }
       }
       if (epochEnd || done % args.saveSteps === 0) saveCheckpoint(done);
-      hooks.progress?.({ step: done, totalSteps, epoch: done / perEpoch, loss, lr: args.lr, tokensPerSecond: 0, etaSeconds: ((totalSteps - done) * seconds) / Math.max(1, done - startStep), evalLoss });
+      hooks.progress?.({ step: done, totalSteps, epoch: done / perEpoch, loss, lr: args.lr, tokensPerSecond: tokensDone / Math.max(seconds, 1e-9), etaSeconds: ((totalSteps - done) * seconds) / Math.max(1, done - startStep), evalLoss });
     }
     // Killed after the last checkpoint but before the report: the state is final.
     if (startStep === totalSteps) lastLoss = readLossHistory(eventsFile).train.at(-1)?.value ?? Number.NaN;

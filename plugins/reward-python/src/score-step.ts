@@ -1,7 +1,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Schema } from "effect";
-import { BdcError, definePlugin, option, optional, type Item, type StepImpl } from "@bdc/core";
+import { BdcError, definePlugin, escapeHtml, option, optional, type Item, type StepImpl } from "@bdc/core";
 import type { Reward } from "./reward-plugin.ts";
 import { computeMetrics, datasetOf, metricsCsv, metricsMarkdown } from "./scoring/metrics.ts";
 import { asProblemDataset, problemIndex } from "./scoring/problems.ts";
@@ -20,13 +20,12 @@ export interface ProblemResult {
 
 /** The per-problem table of the run's report (core embeds a step's report-section.html). */
 function problemsSection(label: string, rows: ReadonlyArray<ProblemResult>): string {
-  const esc = (v: unknown) => String(v).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
   const pct = (x: number | undefined) => (x === undefined ? "-" : `${(100 * x).toFixed(1)}%`);
   const verdict = (r: ProblemResult) => (r.tests.length === 0 ? "no tests" : r.pass_fraction === 1 ? "accepted" : r.pass_fraction === 0 ? "failed" : "partial");
   const body = rows
-    .map((r) => `<tr><td>${esc(r.problem_id)}</td><td>${esc(r.difficulty)}</td><td class="${verdict(r) === "accepted" ? "succeeded" : verdict(r) === "partial" ? "pending" : "failed"}">${verdict(r)}</td><td>${pct(r.pass_fraction)} of ${r.tests.length}</td><td>${pct(r.public_pass_rate)}</td><td>${r.tree_page === undefined ? "" : `<a href="${esc(r.tree_page)}">tree</a>`}</td></tr>`)
+    .map((r) => `<tr><td>${escapeHtml(r.problem_id)}</td><td>${escapeHtml(r.difficulty)}</td><td class="${verdict(r) === "accepted" ? "succeeded" : verdict(r) === "partial" ? "pending" : "failed"}">${verdict(r)}</td><td>${pct(r.pass_fraction)} of ${r.tests.length}</td><td>${pct(r.public_pass_rate)}</td><td>${r.tree_page === undefined ? "" : `<a href="${escapeHtml(r.tree_page)}">tree</a>`}</td></tr>`)
     .join("\n");
-  return `<h3>${esc(label)}: per problem</h3>\n<table><thead><tr><th>problem</th><th>difficulty</th><th>hidden verdict</th><th>hidden tests passed</th><th>public pass rate</th><th></th></tr></thead><tbody>\n${body}\n</tbody></table>\n`;
+  return `<h3>${escapeHtml(label)}: per problem</h3>\n<table><thead><tr><th>problem</th><th>difficulty</th><th>hidden verdict</th><th>hidden tests passed</th><th>public pass rate</th><th></th></tr></thead><tbody>\n${body}\n</tbody></table>\n`;
 }
 
 /** An item's program: `{code}` (a solutions row, a search result) or the source itself. */

@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { ort } from "@bdc/onnx-graph";
 import { readModelConfig } from "../checkpoint/config.ts";
 import { writeTinyCheckpoint, type TinyCheckpointOptions } from "../checkpoint/make-tiny.ts";
 import { logSoftmax, referenceForward } from "../checkpoint/reference-forward.ts";

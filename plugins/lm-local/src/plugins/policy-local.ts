@@ -41,11 +41,12 @@ export default definePlugin({
     const client: ProviderClient = {
       provider: "local",
       endpoint: `file://${dir}#${weightsKey}:${config.device}:${config.dtype}`,
-      send: (request, signal) =>
-        lease.run(async (lm) => {
+      send: async (request, signal) => {
+        // The gates come from the encoder, outside the model's lease: it need not wait for generation.
+        const composition = composer === undefined ? undefined : await composer.compose(inputText(request.messages), { signal });
+        return lease.run(async (lm) => {
           const prompt = lm.tokenizer.applyChatTemplate(request.messages, { addGenerationPrompt: true });
           const ids = lm.tokenizer.encode(prompt, { addSpecialTokens: false });
-          const composition = composer === undefined ? undefined : await composer.compose(inputText(request.messages), { signal });
           try {
             const out = await generate(lm, ids, {
               maxNewTokens: request.sampling.max_tokens,
@@ -63,7 +64,8 @@ export default definePlugin({
             // Not a transient failure: retrying would fail the same way.
             throw new ProviderError("bad_request", e instanceof BdcError ? e.message : String((e as Error).message ?? e));
           }
-        }),
+        });
+      },
     };
     const policy = createPolicy({ client, config, kernel, explain: () => `the local model ${dir} failed on ${config.device}; see the message above` });
     return Object.assign(policy, { close: () => lease.release() });

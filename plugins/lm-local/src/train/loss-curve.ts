@@ -6,6 +6,7 @@
  */
 import * as fs from "node:fs";
 import { writeFileDurably } from "../durable-files.ts";
+import { escapeHtml } from "@bdc/core";
 
 interface Point {
   readonly step: number;
@@ -44,7 +45,6 @@ export function readLossHistory(eventsFile: string): LossHistory {
   return { train: points(train), eval: points(evals), lr: points(lr), checkpoints: [...checkpoints].sort((a, b) => a - b) };
 }
 
-const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 const fmt = (x: number) => (Math.abs(x) >= 100 || x === 0 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2));
 
 /** An exponential moving average (TensorBoard's smoothing, debiased). */
@@ -107,9 +107,9 @@ export function writeLossCurve(file: string, eventsFile: string, options: { read
   ]
     .filter((s) => s !== "")
     .join(" · ");
-  const html = `<!doctype html><html><head><meta charset="utf-8"><title>${esc(options.title)}</title>
+  const html = `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(options.title)}</title>
 <style>body{font-family:system-ui,sans-serif;margin:24px;color:#222}h1{font-size:18px}p{color:#555}</style></head>
-<body><h1>${esc(options.title)}</h1><p>${esc(summary)}</p>${lossCurveSvg(h)}
+<body><h1>${escapeHtml(options.title)}</h1><p>${escapeHtml(summary)}</p>${lossCurveSvg(h)}
 <p>Points: the loss of each optimizer step (mean over its completion tokens); line: smoothed; dashed: learning rate.</p></body></html>
 `;
   writeFileDurably(file, html);

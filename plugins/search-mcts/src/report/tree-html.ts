@@ -11,7 +11,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { BdcError } from "@bdc/core";
+import { BdcError, escapeHtml } from "@bdc/core";
 import type { TreeNode } from "../types.ts";
 
 /** The per-problem tree file the search step writes. */
@@ -37,8 +37,6 @@ export interface TreeHtmlOptions {
 // ---------------------------------------------------------------------------------------------
 // Helpers (exported for tests)
 
-export const esc = (s: unknown): string =>
-  String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 
 /** JSON that is safe inside a <script> element: no "<" (so no "</script>" or "<!--"). */
 export const scriptJson = (v: unknown): string =>
@@ -95,18 +93,18 @@ const STAT_KEYS: ReadonlyArray<{ label: string; keys: string[] }> = [
 ];
 
 function statValue(v: unknown): string {
-  if (typeof v === "number") return esc(Number.isInteger(v) ? v.toLocaleString("en-US") : String(Number(v.toFixed(4))));
+  if (typeof v === "number") return escapeHtml(Number.isInteger(v) ? v.toLocaleString("en-US") : String(Number(v.toFixed(4))));
   if (typeof v === "object" && v !== null && !Array.isArray(v)) {
     const entries = Object.entries(v as Record<string, unknown>);
     const nums = entries.filter(([, x]) => typeof x === "number") as Array<[string, number]>;
     if (nums.length === entries.length && nums.length > 1) {
       const total = nums.reduce((a, [, x]) => a + x, 0);
-      return `${esc(total.toLocaleString("en-US"))} <small>(${nums.map(([k, x]) => `${esc(k)} ${esc(x.toLocaleString("en-US"))}`).join(" · ")})</small>`;
+      return `${escapeHtml(total.toLocaleString("en-US"))} <small>(${nums.map(([k, x]) => `${escapeHtml(k)} ${escapeHtml(x.toLocaleString("en-US"))}`).join(" · ")})</small>`;
     }
-    return `<code>${esc(JSON.stringify(v))}</code>`;
+    return `<code>${escapeHtml(JSON.stringify(v))}</code>`;
   }
-  if (Array.isArray(v)) return esc(v.join(", "));
-  return esc(v);
+  if (Array.isArray(v)) return escapeHtml(v.join(", "));
+  return escapeHtml(v);
 }
 
 function statsHtml(tree: SearchTreeJson): string {
@@ -124,11 +122,11 @@ function statsHtml(tree: SearchTreeJson): string {
     }
     if (v === undefined) continue;
     const style = label === "best public PR" && typeof v === "number" ? ` style="color:${prColor(v)}"` : "";
-    cells.push(`<div class="stat"><span>${esc(label)}</span><b${style}>${statValue(v)}</b></div>`);
+    cells.push(`<div class="stat"><span>${escapeHtml(label)}</span><b${style}>${statValue(v)}</b></div>`);
   }
   for (const [k, v] of Object.entries(stats)) {
     if (used.has(k)) continue;
-    cells.push(`<div class="stat"><span>${esc(k.replace(/_/g, " "))}</span><b>${statValue(v)}</b></div>`);
+    cells.push(`<div class="stat"><span>${escapeHtml(k.replace(/_/g, " "))}</span><b>${statValue(v)}</b></div>`);
   }
   return cells.join("");
 }
@@ -141,7 +139,7 @@ function badges(n: TreeNode, bestId: string | undefined): string {
   if (n.id === bestId) b.push(`<span class="badge b-best" title="best node">★ best</span>`);
   if (n.terminal) b.push(`<span class="badge b-term" title="terminal: not expanded further">terminal</span>`);
   if (n.refined !== undefined || n.refinements > 0) {
-    b.push(`<span class="badge b-ref" title="refined ${esc(n.refinements)}×">↻ refined${n.refinements > 1 ? ` ×${esc(n.refinements)}` : ""}</span>`);
+    b.push(`<span class="badge b-ref" title="refined ${escapeHtml(n.refinements)}×">↻ refined${n.refinements > 1 ? ` ×${escapeHtml(n.refinements)}` : ""}</span>`);
   }
   if (n.status === "pruned") b.push(`<span class="badge b-pruned" title="pruned: worse than its parent">✂ pruned</span>`);
   if (n.status === "replaced") b.push(`<span class="badge b-pruned" title="replaced by refine">replaced</span>`);
@@ -149,13 +147,13 @@ function badges(n: TreeNode, bestId: string | undefined): string {
 }
 
 type AgentIndex = ReadonlyMap<string, number>;
-const agentChip = (a: string, agents: AgentIndex) => `<span class="ag ag-${(agents.get(a) ?? 0) % 6}">${esc(a)}</span>`;
+const agentChip = (a: string, agents: AgentIndex) => `<span class="ag ag-${(agents.get(a) ?? 0) % 6}">${escapeHtml(a)}</span>`;
 
 function rowHtml(n: TreeNode, bestId: string | undefined, agents: AgentIndex, hasKids: boolean, count: number): string {
-  const cls = ["row", `st-${esc(n.status)}`, n.id === bestId ? "is-best" : ""].filter(Boolean).join(" ");
+  const cls = ["row", `st-${escapeHtml(n.status)}`, n.id === bestId ? "is-best" : ""].filter(Boolean).join(" ");
   const color = prColor(n.pr);
   const thought = n.parent === null ? "(root: problem statement)" : preview(n.thought);
-  return `<span class="${cls}" data-id="${esc(n.id)}" style="--c:${color}">${hasKids ? `<span class="tw" title="expand / collapse (${count} descendant${count === 1 ? "" : "s"})">${count}</span>` : `<span class="tw leaf"></span>`}<span class="pr" title="PR (mean public pass rate)">${n.pr === null || n.pr === undefined ? "n/s" : esc(n.pr.toFixed(2))}</span><span class="nid">${esc(n.id)}</span>${n.agent === null ? "" : agentChip(n.agent, agents)}${badges(n, bestId)}<span class="th">${esc(thought)}</span><span class="nq" title="visits · value">N ${esc(n.visits)} · Q ${esc(num(n.value))}</span></span>`;
+  return `<span class="${cls}" data-id="${escapeHtml(n.id)}" style="--c:${color}">${hasKids ? `<span class="tw" title="expand / collapse (${count} descendant${count === 1 ? "" : "s"})">${count}</span>` : `<span class="tw leaf"></span>`}<span class="pr" title="PR (mean public pass rate)">${n.pr === null || n.pr === undefined ? "n/s" : escapeHtml(n.pr.toFixed(2))}</span><span class="nid">${escapeHtml(n.id)}</span>${n.agent === null ? "" : agentChip(n.agent, agents)}${badges(n, bestId)}<span class="th">${escapeHtml(thought)}</span><span class="nq" title="visits · value">N ${escapeHtml(n.visits)} · Q ${escapeHtml(num(n.value))}</span></span>`;
 }
 
 function treeHtml(tree: SearchTreeJson, bestId: string | undefined, agents: AgentIndex): string {
@@ -365,19 +363,19 @@ export function renderTreeHtml(tree: SearchTreeJson, options: TreeHtmlOptions = 
   const agentIndex = new Map(agents.map((a, i) => [a, i] as const));
   const agentTitle = (i: number) => {
     const a = described[i];
-    return typeof a === "object" && a !== null && a.model !== undefined ? ` <span class="muted">(${esc(a.provider ?? "")}${a.provider === undefined ? "" : " "}${esc(a.model)})</span>` : "";
+    return typeof a === "object" && a !== null && a.model !== undefined ? ` <span class="muted">(${escapeHtml(a.provider ?? "")}${a.provider === undefined ? "" : " "}${escapeHtml(a.model)})</span>` : "";
   };
   for (const n of nodes) if (n.agent !== null && !agentIndex.has(n.agent)) agentIndex.set(n.agent, agentIndex.size);
   const config = tree.config !== undefined && Object.keys(tree.config).length > 0
-    ? `<details><summary class="meta">search config</summary><pre class="cfg">${esc(JSON.stringify(tree.config, null, 2))}</pre></details>`
+    ? `<details><summary class="meta">search config</summary><pre class="cfg">${escapeHtml(JSON.stringify(tree.config, null, 2))}</pre></details>`
     : "";
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
-<title>${esc(title)}</title>
+<title>${escapeHtml(title)}</title>
 <style>${CSS}</style></head><body>
 <header>
-<h1>${esc(tree.problem_id)} <small>MC-Tree-Of-Agents search tree</small></h1>
+<h1>${escapeHtml(tree.problem_id)} <small>MC-Tree-Of-Agents search tree</small></h1>
 <div class="meta agents">agents: ${agents.length === 0 ? "–" : agents.map((a, i) => `${agentChip(a, agentIndex)}${agentTitle(i)}`).join(" ")}</div>
 <div class="stats">${statsHtml(t)}</div>
 ${config}
