@@ -23,7 +23,7 @@ import { cli } from "@bdc/core";
 import { CausalLM, embedTexts, readVectorRows, writeTinyCheckpoint } from "@bdc/lm-local";
 import { checkSandbox } from "@bdc/reward-python";
 import { runBdc } from "../cli.ts";
-import { CUDA_INSTALL_HINT, cudaUnavailableReason } from "../../plugins/onnx-graph/src/index.ts";
+import { CUDA_INSTALL_HINT, cudaUnavailableReason, webgpuUnavailableReason } from "../../plugins/onnx-graph/src/index.ts";
 
 const here = import.meta.dirname;
 const fixtures = path.join(here, "fixtures");
@@ -208,6 +208,23 @@ test("bdc validate: device: cuda without the CUDA provider is BDC_DEVICE_UNAVAIL
 
   const fp16 = await bdcInProcess("validate", "zero-shot-local.yaml", "--set", `plugins.student.with.model=${model}`, "--set", "plugins.student.with.dtype=float16");
   assert.equal(fp16.code, 2, fp16.err);
-  assert.match(fp16.err, /plugins\.student\.with\.dtype {2}dtype: float16 is for device: cuda .* {2}\[BDC_CONFIG_VALUE\]/);
-  assert.match(fp16.err, /hint: remove dtype, or set device: cuda/);
+  assert.match(fp16.err, /plugins\.student\.with\.dtype {2}dtype: float16 is for a GPU .* {2}\[BDC_CONFIG_VALUE\]/);
+  assert.match(fp16.err, /hint: remove dtype, or set device: webgpu or cuda/);
+});
+
+test("bdc validate: device: webgpu is probed (a one-node session on ORT's bundled WebGPU provider); without a GPU adapter it names what to install", async (t) => {
+  const webgpu = await bdcInProcess("validate", "zero-shot-local.yaml", "--set", `plugins.student.with.model=${model}`, "--set", "plugins.student.with.device=webgpu", "--set", "plugins.student.with.dtype=float16");
+  const reason = await webgpuUnavailableReason();
+  if (reason === undefined) {
+    t.diagnostic("this machine has a GPU adapter for WebGPU: device: webgpu with float16 validates");
+    assert.equal(webgpu.code, 0, webgpu.err);
+    return;
+  }
+  assert.equal(webgpu.code, 2, webgpu.err);
+  assert.match(webgpu.err, /plugins\.student\.with\.device {2}device: webgpu, but .* {2}\[BDC_DEVICE_UNAVAILABLE\]/);
+  assert.ok(webgpu.err.includes(reason), webgpu.err);
+  assert.match(webgpu.err, /apt install libvulkan1/);
+  assert.doesNotMatch(webgpu.err, /dtype/, "float16 is a valid compute type on a GPU");
+  const id = await bdcInProcess("validate", "zero-shot-local.yaml", "--set", `plugins.student.with.model=${model}`, "--set", "plugins.student.with.device=webgpu", "--set", "plugins.student.with.device_id=1");
+  assert.match(id.err, /plugins\.student\.with\.device_id {2}device: webgpu, but device_id is for CUDA/);
 });

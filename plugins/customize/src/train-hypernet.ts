@@ -18,12 +18,13 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { BdcError } from "@bdc/core";
-import { ort } from "@bdc/onnx-graph";
+import { ort, type Device } from "@bdc/onnx-graph";
 import type { Encoder } from "@bdc/policy";
 import { checkCompatible, readCentroids } from "@bdc/cluster";
 import {
   AdamW,
   attentionBias,
+  checkDevice,
   checkSameRun,
   CheckpointStore,
   compositionScale,
@@ -39,6 +40,7 @@ import {
   LOSS_OUTPUT,
   MASKED,
   momentsBytes,
+  placementChange,
   moduleKey,
   openTrainingSession,
   OPTIMIZER_FILE,
@@ -59,6 +61,7 @@ import {
   type GateScale,
   type LoraSlots,
   type LoraTarget,
+  type RunPlacement,
   type ModelConfig,
   type TrainerState,
   type TrainingExample,
@@ -91,6 +94,9 @@ export interface HypernetTrainArgs {
   /** A checkpoint every this many steps (and at the end of every epoch). */
   readonly saveSteps: number;
   readonly maxSteps?: number | undefined;
+  /** Where the gated model's steps run (default cpu); the hypernetwork itself is a small MLP in JS. */
+  readonly device?: Device | undefined;
+  readonly deviceId?: number | undefined;
   readonly threads?: number | undefined;
   readonly cacheDir?: string | undefined;
 }
@@ -208,6 +214,8 @@ export async function trainHypernet(args: HypernetTrainArgs, encoder: Encoder, h
   checkCompatible(centroids, encoder.dimension, encoder.model);
   const out = path.resolve(args.out);
   const threads = args.threads ?? os.availableParallelism();
+  const placement: RunPlacement = { device: args.device ?? "cpu", deviceId: args.deviceId ?? 0, threads };
+  await checkDevice(placement, fail);
   const result: Record<string, unknown> = {
     ...trainingInputs(args.model, args.data, args.evalData),
     experts: args.experts.map((e) => ({ name: e.name, dir: path.resolve(e.dir), files: filesKey(e.dir) })),
@@ -268,13 +276,15 @@ export async function trainHypernet(args: HypernetTrainArgs, encoder: Encoder, h
     }
     optimizer.step = state.optimizer_step;
     startStep = state.global_step;
+    const moved = placementChange(state, placement);
+    if (moved !== undefined) log(moved);
     evalByEpoch = state.eval_by_epoch ?? [];
     log(`resuming from ${path.basename(latest.dir)} (step ${startStep} of ${totalSteps})`);
   }
   writeFileDurably(path.join(out, HYPERNET_TRAIN_FILES.args), `${JSON.stringify({ result, threads, total_steps: totalSteps, save_steps: args.saveSteps }, null, 2)}\n`);
 
   const slots: LoraSlots = { targets: stack.targets, layers: stack.layers, gates: true };
-  const session = await openTrainingSession(args.model, model, slots, { cacheDir: args.cacheDir, threads, log });
+  const session = await openTrainingSession(args.model, model, slots, { cacheDir: args.cacheDir, ...placement, log });
   try {
     const runner = new GatedLoss(session, model, stack, compositionScale(stack, args.gateScale, net.gateMass), args.maxLength);
 
@@ -294,7 +304,7 @@ export async function trainHypernet(args: HypernetTrainArgs, encoder: Encoder, h
 
     const bestDir = path.join(out, HYPERNET_TRAIN_FILES.best);
     const saveCheckpoint = (step: number) => {
-      const state = { global_step: step, total_steps: totalSteps, epoch: step / perEpoch, args_hash: argsHash, threads, rng: { seed: args.seed, scheme: "mulberry32 streams keyed by (seed, epoch) for the data order" }, optimizer_step: optimizer.step, eval_by_epoch: evalByEpoch };
+      const state = { global_step: step, total_steps: totalSteps, epoch: step / perEpoch, args_hash: argsHash, threads, device: placement.device, rng: { seed: args.seed, scheme: "mulberry32 streams keyed by (seed, epoch) for the data order" }, optimizer_step: optimizer.step, eval_by_epoch: evalByEpoch };
       store.saveFiles(step, [...hypernetFiles(net), [OPTIMIZER_FILE, momentsBytes(optimizer.state)], [STATE_FILE, `${JSON.stringify(state, null, 2)}\n`]]);
       emit("train.checkpoint", { step, dir: `checkpoint-${step}` });
     };

@@ -15,6 +15,7 @@ export { Sampler, type SamplingOptions } from "./model/sampler.ts";
 export { scoreTokens } from "./model/score.ts";
 export type { Encoder } from "@bdc/policy";
 export { default as localPolicyPlugin } from "./plugins/policy-local.ts";
+export { deviceFields, deviceProblems, placementFields } from "./plugins/device-config.ts";
 export { modelsDir, pullModel, resolveModelDir } from "./hub/pull-model.ts";
 export { trainLora, TRAIN_DEFAULTS, TRAIN_FILES, type TrainArgs, type TrainHooks, type TrainProgress, type TrainReport, type TrainResult } from "./train/trainer.ts";
 export { buildLlamaTrainingGraph, gradOutputName, LOSS_OUTPUT, openTrainingSession, trainableInputs, trainingInputNames, type TrainingGraph } from "./train/training-graph.ts";
@@ -23,7 +24,7 @@ export { attentionBias, epochSteps, layoutStep, stepsPerEpoch, type LayoutOption
 export { AdamW, clipGradNorm, learningRate, SCHEDULES, type AdamWOptions, type MomentState, type Schedule } from "./train/optimizer.ts";
 export { CheckpointStore, diskIo, momentsBytes, OPTIMIZER_FILE, readMoments, readState, STATE_FILE, type CheckpointIo, type TrainerState } from "./train/checkpoints.ts";
 export { readLossHistory, writeLossCurve, type LossHistory } from "./train/loss-curve.ts";
-export { checkSameRun, hashArgs, sha256File, trainingInputs } from "./train/run-args.ts";
+export { checkDevice, checkSameRun, hashArgs, placementChange, sha256File, trainingInputs, type RunPlacement } from "./train/run-args.ts";
 export { compiledKey, compiledModel, filesKey } from "./model/compiled-cache.ts";
 export { writeFileDurably } from "./durable-files.ts";
 export { TrainProgressDisplay } from "./train/progress.ts";

@@ -14,6 +14,7 @@ import { SCHEDULES, type Schedule } from "./train/optimizer.ts";
 import { TrainProgressDisplay } from "./train/progress.ts";
 import { TRAIN_DEFAULTS, TRAIN_FILES, trainLora, type TrainArgs } from "./train/trainer.ts";
 import { resolveModelDir } from "./hub/pull-model.ts";
+import { DEVICES, type Device } from "@bdc/onnx-graph";
 import { CausalLM, defaultOnnxCache } from "./model/causal-lm.ts";
 import { generate } from "./model/generate.ts";
 import { scoreTokens } from "./model/score.ts";
@@ -22,8 +23,8 @@ const spec = {
   name: "lm",
   summary: "Run the local model: token log-probabilities (lm score), text (lm generate), LoRA fine-tuning (lm train)",
   usage: [
-    'bdc lm score --model DIR --text "..." [--bos] [--adapter DIR] [--json]',
-    '       bdc lm generate --model DIR --prompt "..." [--max-tokens N] [--chat] [--adapter DIR] [--json]',
+    'bdc lm score --model DIR --text "..." [--bos] [--adapter DIR] [--device D] [--dtype T] [--json]',
+    '       bdc lm generate --model DIR --prompt "..." [--max-tokens N] [--chat] [--adapter DIR] [--device D] [--dtype T] [--json]',
     "       bdc lm train --model DIR --data train.jsonl --out ADAPTER [--eval-data F] [--rank --alpha --dropout --targets --layers --lr --epochs",
     "                    --batch --micro-batch --max-length --schedule --warmup --seed --save-steps --device] [--json]",
   ].join("\n"),
@@ -78,8 +79,9 @@ const spec = {
     "eval-steps": { type: "string", value: "N", description: "train: evaluate every N steps (default: --save-steps)" },
     init: { type: "string", value: "DIR", description: "train: start from this PEFT adapter instead of a new one" },
     overwrite: { type: "boolean", description: "train: delete the earlier training files in --out and start over" },
-    device: { type: "string", value: "cpu|cuda", description: "where to run (default cpu)" },
+    device: { type: "string", value: "cpu|webgpu|cuda", description: "where to run (default cpu); webgpu: any GPU through ONNX Runtime's bundled WebGPU provider" },
     "device-id": { type: "string", value: "N", description: "CUDA device ordinal (default 0)" },
+    dtype: { type: "string", value: "float32|float16", description: "score/generate: compute type; float16 on a GPU only (default float32)" },
     threads: { type: "string", value: "N", description: "CPU threads (default: every core)" },
     json: { type: "boolean", description: "end stdout with one JSON line" },
     quiet: { type: "boolean", short: "q", description: "no progress output" },
@@ -95,12 +97,15 @@ const isPositiveInt = (n: number) => Number.isInteger(n) && n > 0;
 async function load(io: Io, args: ParsedArgs): Promise<CausalLM> {
   const model = args.flags["model"];
   if (typeof model !== "string") throw usage("--model is required");
-  const device = args.flags["device"] ?? "cpu";
-  if (device !== "cpu" && device !== "cuda") throw usage(`--device ${String(device)}: choose cpu or cuda`);
+  const device = deviceFlag(args);
+  const dtype = args.flags["dtype"] ?? "float32";
+  if (dtype !== "float32" && dtype !== "float16") throw usage(`--dtype ${String(dtype)}: choose float32 or float16`);
+  if (dtype === "float16" && device === "cpu") throw usage("--dtype float16 is for a GPU (--device webgpu or cuda); on the CPU float32 is ONNX Runtime's fast path");
   const dir = resolveModelDir(model, io.cwd);
   const quiet = args.flags["quiet"] === true;
   return CausalLM.load(dir, {
     device,
+    dtype,
     deviceId: numberFlag(args, "device-id", (n) => Number.isInteger(n) && n >= 0, "a device number"),
     threads: numberFlag(args, "threads", isPositiveInt, "a positive integer"),
     cacheDir: defaultOnnxCache(io.cwd),
@@ -202,8 +207,14 @@ function removeTrainingFiles(out: string): void {
   }
 }
 
-/** Input problems (bad data, flags, adapters) exit 2, as usage errors do; failures of the run exit 1. */
-const INPUT_ERRORS = /^BDC_(TRAIN_CONFIG|TRAIN_DATA|LORA_CONFIG|ADAPTER_|MODEL_|RESUME_MISMATCH|FILE_NOT_FOUND|USAGE)/;
+/** Input problems (bad data, flags, adapters, a device that is not there) exit 2, as usage errors do; failures of the run exit 1. */
+const INPUT_ERRORS = /^BDC_(TRAIN_CONFIG|TRAIN_DATA|LORA_CONFIG|ADAPTER_|MODEL_|RESUME_MISMATCH|FILE_NOT_FOUND|USAGE|DEVICE_UNAVAILABLE)/;
+
+function deviceFlag(args: ParsedArgs): Device {
+  const device = args.flags["device"] ?? "cpu";
+  if (!DEVICES.includes(device as Device)) throw usage(`--device ${String(device)}: choose ${DEVICES.join(", ")}`);
+  return device as Device;
+}
 
 async function runTrain(io: Io, args: ParsedArgs): Promise<number> {
   const str = (name: string) => (typeof args.flags[name] === "string" ? (args.flags[name] as string) : undefined);
@@ -213,8 +224,7 @@ async function runTrain(io: Io, args: ParsedArgs): Promise<number> {
   const modelFlag = need("model");
   const data = path.resolve(io.cwd, need("data"));
   const out = path.resolve(io.cwd, need("out"));
-  const device = str("device") ?? "cpu";
-  if (device !== "cpu") throw usage(`train --device ${device}: LoRA training runs on the CPU provider (the GPU path is issue #14's webgpu work)`);
+  const device = deviceFlag(args);
   const schedule = str("schedule") ?? TRAIN_DEFAULTS.schedule;
   if (!SCHEDULES.includes(schedule as Schedule)) throw usage(`--schedule ${schedule}: choose ${SCHEDULES.join(", ")}`);
   const num = (name: string, fallback: number, check: (n: number) => boolean, what: string) => numberFlag(args, name, check, what) ?? fallback;
@@ -246,6 +256,8 @@ async function runTrain(io: Io, args: ParsedArgs): Promise<number> {
     saveSteps: num("save-steps", TRAIN_DEFAULTS.saveSteps, isPositiveInt, "a positive integer"),
     evalSteps: numberFlag(args, "eval-steps", isPositiveInt, "a positive integer"),
     init: optionalPath("init"),
+    device,
+    deviceId: numberFlag(args, "device-id", (n) => Number.isInteger(n) && n >= 0, "a device number"),
     threads: numberFlag(args, "threads", isPositiveInt, "a positive integer"),
     cacheDir: defaultOnnxCache(io.cwd),
   };

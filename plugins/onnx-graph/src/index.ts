@@ -6,3 +6,5 @@ export { END, GraphBuilder, OPSET } from "./builder.ts";
 export { DIFFERENTIABLE_OPS, gradients, type GradientRequest } from "./autodiff.ts";
 export { serializeInline, writeModel, type WrittenModel } from "./onnx-writer.ts";
 export * from "./session.ts";
+export { DeviceUploader } from "./device-tensors.ts";
+export { identityModel } from "./identity-model.ts";

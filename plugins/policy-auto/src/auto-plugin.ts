@@ -80,9 +80,9 @@ const SHARED_KEYS = Object.keys(sharedFields) as ReadonlyArray<keyof typeof shar
 
 // policy/local's device keys (as it names them), passed through when `local` is chosen.
 const localFields = {
-  device: option(Schema.Literal("cpu", "cuda"), "cpu", "where the local model runs when local is chosen: cpu, or cuda (needs the ONNX Runtime CUDA provider)"),
+  device: option(Schema.Literal("cpu", "webgpu", "cuda"), "cpu", "where the local model runs when local is chosen: cpu, webgpu (any GPU through ONNX Runtime's bundled WebGPU provider), or cuda (needs the ONNX Runtime CUDA provider)"),
   device_id: optional(Schema.Int.pipe(Schema.nonNegative()), "CUDA device ordinal for the local model (default 0)"),
-  dtype: optional(Schema.Literal("float32", "float16"), "compute type of the local model: float32 (default), or float16 on cuda"),
+  dtype: optional(Schema.Literal("float32", "float16"), "compute type of the local model: float32 (default), or float16 on a GPU"),
   threads: optional(Schema.Int.pipe(Schema.positive()), "CPU threads per operator for the local model (default: every core)"),
 } as const;
 const LOCAL_KEYS = Object.keys(localFields) as ReadonlyArray<keyof typeof localFields>;

@@ -14,7 +14,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Schema } from "effect";
 import { BdcError, definePlugin, FilePath, option, optional, PathOrName, required, type StepContext, type StepImpl, StepName } from "@bdc/core";
-import { defaultOnnxCache, GATE_SCALES, LORA_TARGETS, resolveModelDir } from "@bdc/lm-local";
+import { defaultOnnxCache, deviceProblems, GATE_SCALES, LORA_TARGETS, placementFields, resolveModelDir } from "@bdc/lm-local";
 import type { Encoder } from "@bdc/policy";
 import { HYPERNET_DIR, SOFTMAX_MODES } from "../hypernet.ts";
 import { HYPERNET_TRAIN_DEFAULTS, trainHypernet } from "../train-hypernet.ts";
@@ -52,6 +52,7 @@ export const TrainHypernetConfig = Schema.Struct({
   seed: option(Schema.Int, d.seed, "initialisation and data order"),
   save_steps: option(positiveInt, d.saveSteps, "a checkpoint every this many steps (and every epoch)"),
   max_steps: optional(positiveInt, "stop after this many steps"),
+  ...placementFields,
   threads: optional(positiveInt, "CPU threads (default: every core)"),
   onnx_cache: optional(FilePath, "where the built ONNX models are kept (default: .cache/bdc/onnx under the project root)"),
 });
@@ -71,8 +72,8 @@ export default definePlugin({
   description: "Train the DisenLoRA hypernetwork (rank-wise gates over the cluster experts per layer) with the base and experts frozen",
   config: TrainHypernetConfig,
   requires: { encoder: { slot: "encoder", description: "embeds each row's input (the encoder the clusters were made with)" } },
-  preflight(config) {
-    const problems = [];
+  async preflight(config) {
+    const problems = await deviceProblems(config);
     if (config.experts !== undefined && config.experts.length === 0) problems.push({ code: "BDC_CONFIG_VALUE", path: ["experts"], message: "no expert folders given", hint: "set experts: to the expert adapters, one per cluster in cluster order (runs/<experts>/steps/expert/cluster-<k>)" });
     if ((config.experts === undefined) === (config.experts_from === undefined)) problems.push({ code: "BDC_CONFIG_VALUE", path: ["experts"], message: "give the experts as experts: (folders) or experts_from: (a step), one of them", hint: "experts_from: expert (the step/train-lora fan-out over the clusters)" });
     if ((config.data === undefined) === (config.data_from === undefined)) problems.push({ code: "BDC_CONFIG_VALUE", path: ["data"], message: "give the training rows as data: (a file) or data_from: (the step/export-pairs step of this run), one of them", hint: "data_from: export" });
@@ -114,6 +115,8 @@ export default definePlugin({
             seed: config.seed,
             saveSteps: config.save_steps,
             maxSteps: config.max_steps,
+            device: config.device,
+            deviceId: config.device_id,
             threads: config.threads,
             cacheDir: config.onnx_cache ?? defaultOnnxCache(kernel.baseDir),
           },

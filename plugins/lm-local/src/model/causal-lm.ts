@@ -4,7 +4,7 @@
  */
 import * as path from "node:path";
 import { BdcError, findProjectRoot } from "@bdc/core";
-import { CUDA_INSTALL_HINT, cudaUnavailableReason, float32ArrayToFloat16, openSession, ort, type Device } from "@bdc/onnx-graph";
+import { deviceInstallHint, deviceUnavailableReason, DeviceUploader, float32ArrayToFloat16, openSession, ort, type Device } from "@bdc/onnx-graph";
 import { openCheckpointWeights, type CheckpointWeights } from "../checkpoint/safetensors.ts";
 import { readModelConfig, type ModelConfig } from "../checkpoint/config.ts";
 import { loadTokenizer, type LoadedTokenizer } from "../checkpoint/tokenizer.ts";
@@ -19,8 +19,16 @@ export interface LoadOptions {
   readonly device?: Device | undefined;
   readonly deviceId?: number | undefined;
   readonly threads?: number | undefined;
-  /** Compute type; float16 is for CUDA (ONNX Runtime's CPU kernels are float32). */
+  /** Compute type; float16 is for GPUs (ONNX Runtime's CPU kernels are float32). */
   readonly dtype?: "float32" | "float16" | undefined;
+  /**
+   * Where the KV cache lives between calls. `host` (default on CPU and CUDA): JS buffers the
+   * graph's new rows are appended to, fed whole each call - the fast path on the CPU. `resident`
+   * (default on WebGPU): the graph's whole present cache is fed back as ORT gave it, which on
+   * WebGPU is a GPU buffer that never leaves the device. On the CPU, `resident` exists to test
+   * the resident path against the host one.
+   */
+  readonly kvCache?: "host" | "resident" | undefined;
   /** LoRA slots to build into the graph; any adapter whose modules they cover is then given per call. */
   readonly lora?: LoraSlots | undefined;
   /** A PEFT LoRA adapter folder: its modules become the slots, and it is used by calls that bring no adapter. */
@@ -34,17 +42,84 @@ export interface LoadOptions {
 type CacheArray = Float32Array | Uint16Array;
 
 /**
- * Keys and values of every layer for the `length` positions seen so far, position-major
- * ([batch, capacity, kvH, D] buffers). `forward` appends to the buffers in place and returns the
- * longer cache, so a cache is consumed by the call that extends it; `forkCache` copies one to
- * continue it two ways.
+ * Keys and values of every layer for the `length` positions seen so far. A cache is consumed by
+ * the `forward` call that extends it (which returns the longer one); `forkCache` gives a second
+ * handle to continue it two ways; `releaseCache` frees one that will not be continued.
  */
-export interface KvCache {
+export type KvCache = HostKvCache | ResidentKvCache;
+
+/** Position-major [batch, capacity, kvH, D] JS buffers; `forward` appends to them in place. */
+export interface HostKvCache {
+  readonly kind: "host";
   readonly batch: number;
   readonly length: number;
   readonly capacity: number;
   readonly keys: ReadonlyArray<CacheArray>;
   readonly values: ReadonlyArray<CacheArray>;
+}
+
+/** ORT's present tensors [batch, length, kvH, D] (GPU buffers on WebGPU), immutable and shared by forks. */
+export interface ResidentKvCache {
+  readonly kind: "resident";
+  readonly batch: number;
+  readonly length: number;
+  readonly lease: CacheLease;
+}
+
+/**
+ * Device tensors shared by the handles (forks) of one cache: freed when the last handle is
+ * consumed or released, or, for handles that were dropped, when they are garbage collected.
+ */
+class ResidentTensors {
+  private static readonly finalizer = new FinalizationRegistry<ReadonlyArray<ort.Tensor>>((tensors) => tensors.forEach((t) => t.dispose()));
+  private refs = 1;
+  private tensors: { keys: ReadonlyArray<ort.Tensor>; values: ReadonlyArray<ort.Tensor> } | undefined;
+
+  constructor(keys: ReadonlyArray<ort.Tensor>, values: ReadonlyArray<ort.Tensor>) {
+    this.tensors = { keys, values };
+    ResidentTensors.finalizer.register(this, [...keys, ...values], this);
+  }
+
+  get(): { keys: ReadonlyArray<ort.Tensor>; values: ReadonlyArray<ort.Tensor> } {
+    if (this.tensors === undefined) throw new BdcError({ code: "BDC_KV_CACHE_RELEASED", message: "this KV cache was freed (every handle to it was consumed or released)" });
+    return this.tensors;
+  }
+
+  retain(): void {
+    this.get();
+    this.refs++;
+  }
+
+  release(): void {
+    if (--this.refs > 0) return;
+    this.releaseAll();
+  }
+
+  releaseAll(): void {
+    if (this.tensors === undefined) return;
+    const { keys, values } = this.tensors;
+    this.tensors = undefined;
+    ResidentTensors.finalizer.unregister(this);
+    for (const t of [...keys, ...values]) t.dispose();
+  }
+}
+
+/** One handle's claim on shared device tensors: used once, by the call that extends it or by releaseCache. */
+class CacheLease {
+  private live = true;
+  constructor(readonly tensors: ResidentTensors) {}
+
+  take(): ResidentTensors {
+    if (!this.live) {
+      throw new BdcError({ code: "BDC_KV_CACHE_RELEASED", message: "this KV cache was already extended by a forward call or released", hint: "a cache continues one way; forkCache(cache) first to continue it twice" });
+    }
+    this.live = false;
+    return this.tensors;
+  }
+
+  get isLive(): boolean {
+    return this.live;
+  }
 }
 
 export interface ForwardRequest {
@@ -57,6 +132,8 @@ export interface ForwardRequest {
   readonly past?: KvCache | undefined;
   /** Positions of this call that get logits (default: the last). */
   readonly logitsAt?: ReadonlyArray<number> | undefined;
+  /** Return the final-norm hidden states too (embeddings); by default only logits leave the device. */
+  readonly hidden?: boolean | undefined;
   /** The adapter or composition of experts for this call (its modules must have slots in the graph); default: the load-time adapter, else none. */
   readonly adapter?: LoraAdapter | Composition | undefined;
 }
@@ -64,8 +141,8 @@ export interface ForwardRequest {
 export interface ForwardResult {
   /** [batch, logitsAt.length, vocab]. */
   readonly logits: Float32Array;
-  /** Final-norm hidden states [batch, seq, hidden]. */
-  readonly hidden: Float32Array;
+  /** Final-norm hidden states [batch, seq, hidden], when asked for. */
+  readonly hidden: Float32Array | undefined;
   readonly cache: KvCache;
 }
 
@@ -87,11 +164,10 @@ export class CausalLM {
   ) {}
 
   static async load(dir: string, options: LoadOptions = {}): Promise<CausalLM> {
-    if (options.device === "cuda") {
-      // Before building: an 8B model takes minutes to build, only to fail on opening.
-      const reason = cudaUnavailableReason();
-      if (reason !== undefined) throw new BdcError({ code: "BDC_DEVICE_UNAVAILABLE", message: `device: cuda was asked for the model ${dir}, but ${reason}`, hint: CUDA_INSTALL_HINT });
-    }
+    const device = options.device ?? "cpu";
+    // Before building: an 8B model takes minutes to build, only to fail on opening.
+    const reason = await deviceUnavailableReason(device, options.deviceId ?? 0);
+    if (reason !== undefined) throw new BdcError({ code: "BDC_DEVICE_UNAVAILABLE", message: `device: ${device} was asked for the model ${dir}, but ${reason}`, hint: deviceInstallHint(device) });
     const config = readModelConfig(dir);
     const tokenizer = loadTokenizer(dir);
     const dtype = options.dtype ?? "float32";
@@ -121,16 +197,21 @@ export class CausalLM {
     }
     const { modelPath, built } = compiled;
     if (built) options.onProgress?.(`built ${modelPath}`);
-    const session = await openSession(modelPath, { device: options.device ?? "cpu", deviceId: options.deviceId, threads: options.threads });
-    const lm = new CausalLM(dir, config, tokenizer, session, options, modelPath, graphOptions.lora);
+    const kvCache = options.kvCache ?? (device === "webgpu" ? "resident" : "host");
+    const present = Array.from({ length: config.numLayers }, (_, i) => [inputNames.presentKey(i), inputNames.presentValue(i)]).flat();
+    const session = await openSession(modelPath, { device, deviceId: options.deviceId, threads: options.threads, outputsOnDevice: kvCache === "resident" ? present : undefined });
+    const lm = new CausalLM(dir, config, tokenizer, session, { ...options, kvCache }, modelPath, graphOptions.lora);
+    if (device === "webgpu") lm.uploader = new DeviceUploader({ device, threads: 1 });
     lm.defaultAdapter = adapter;
     return lm;
   }
 
   /** The adapter of calls that bring none (the load-time `adapter` folder). */
   defaultAdapter: LoraAdapter | undefined;
-  private readonly factorCache = new WeakMap<object, Readonly<Record<string, ort.Tensor>>>();
-  private baseFeeds: Readonly<Record<string, ort.Tensor>> | undefined;
+  private readonly factorCache = new WeakMap<object, Promise<Readonly<Record<string, ort.Tensor>>>>();
+  private baseFeeds: Promise<Readonly<Record<string, ort.Tensor>>> | undefined;
+  /** On WebGPU: copies LoRA factors onto the GPU once per adapter or stack of experts. */
+  private uploader: DeviceUploader | undefined;
 
   /**
    * The slot inputs for `adapter` (undefined: the base model) or a composition of experts, for a
@@ -138,7 +219,7 @@ export class CausalLM {
    * module without a slot is an error. Graphs built with gates take ones for a plain adapter and
    * the composition's gates (the same for every row) for a composition.
    */
-  loraFeeds(adapter: LoraAdapter | Composition | undefined, batch = 1): Readonly<Record<string, ort.Tensor>> {
+  async loraFeeds(adapter: LoraAdapter | Composition | undefined, batch = 1): Promise<Readonly<Record<string, ort.Tensor>>> {
     if (this.slots === undefined) {
       if (adapter !== undefined) throw new BdcError({ code: "BDC_ADAPTER_SLOTS", message: `${this.dir} was loaded without LoRA slots; an adapter cannot be applied`, hint: "load the model with the adapter (adapter: DIR) or with lora slots covering its modules" });
       return {};
@@ -149,7 +230,7 @@ export class CausalLM {
       throw new BdcError({ code: "BDC_ADAPTER_SLOTS", message: `${this.dir} was loaded without gated LoRA slots; a composition of experts cannot be applied`, hint: "load the model with lora slots { gates: true } covering the experts' modules" });
     }
     const plain = composition === undefined ? (adapter as LoraAdapter | undefined) : undefined;
-    const factors = this.factorFeeds(composition?.stack ?? plain);
+    const factors = await this.factorFeeds(composition?.stack ?? plain);
     if (slots.gates !== true) return factors;
     const feeds: Record<string, ort.Tensor> = { ...factors };
     if (composition !== undefined) feeds[LORA_SCALE_INPUT] = this.floatTensor(Float32Array.of(composition.scale), [1]);
@@ -169,10 +250,24 @@ export class CausalLM {
     return feeds;
   }
 
-  /** A/B (and the scale) of every slot for an adapter or a stack of experts, cached per object. */
-  private factorFeeds(source: LoraAdapter | ExpertStack | undefined): Readonly<Record<string, ort.Tensor>> {
+  /**
+   * A/B (and the scale) of every slot for an adapter or a stack of experts, cached per object; on
+   * WebGPU uploaded once, so that a decode step feeds no LoRA weights from the host.
+   */
+  private factorFeeds(source: LoraAdapter | ExpertStack | undefined): Promise<Readonly<Record<string, ort.Tensor>>> {
     const cached = source === undefined ? this.baseFeeds : this.factorCache.get(source);
     if (cached !== undefined) return cached;
+    const host = this.hostFactorFeeds(source);
+    const uploader = this.uploader;
+    const feeds = uploader === undefined ? Promise.resolve(host) : Promise.all(Object.entries(host).map(async ([name, t]) => [name, await uploader.upload(t)] as const)).then(Object.fromEntries);
+    if (source === undefined) this.baseFeeds = feeds;
+    else this.factorCache.set(source, feeds);
+    // A failed upload is not kept: the next call tries again.
+    feeds.catch(() => (source === undefined ? (this.baseFeeds = undefined) : this.factorCache.delete(source)));
+    return feeds;
+  }
+
+  private hostFactorFeeds(source: LoraAdapter | ExpertStack | undefined): Readonly<Record<string, ort.Tensor>> {
     const slots = this.slots!;
     const layers = slotLayers(slots, this.config.numLayers);
     const isStack = source !== undefined && "experts" in source;
@@ -203,8 +298,6 @@ export class CausalLM {
         feeds[names.b] = this.floatTensor(m?.B ?? new Float32Array(outDim), [outDim, r]);
       }
     }
-    if (source === undefined) this.baseFeeds = feeds;
-    else this.factorCache.set(source, feeds);
     return feeds;
   }
 
@@ -212,13 +305,32 @@ export class CausalLM {
     return this.options.dtype ?? "float32";
   }
 
-  emptyCache(batch: number): KvCache {
-    const layers = Array.from({ length: this.config.numLayers }, () => this.cacheArray(0));
-    return { batch, length: 0, capacity: 0, keys: layers, values: layers };
+  /** Where the KV cache lives between calls (see LoadOptions.kvCache). */
+  get kvCache(): "host" | "resident" {
+    return this.options.kvCache ?? "host";
   }
 
+  emptyCache(batch: number): KvCache {
+    if (this.kvCache === "resident") {
+      const dims = [batch, 0, this.config.numKvHeads, this.config.headDim];
+      const layers = Array.from({ length: this.config.numLayers }, () => this.floatTensor(this.cacheArray(0), dims));
+      return this.residentCache(batch, 0, new ResidentTensors(layers, layers));
+    }
+    const layers = Array.from({ length: this.config.numLayers }, () => this.cacheArray(0));
+    return { kind: "host", batch, length: 0, capacity: 0, keys: layers, values: layers };
+  }
+
+  /** A second handle on `cache`, to continue it another way (a copy on the host; shared device tensors when resident). */
   forkCache(cache: KvCache): KvCache {
-    return { ...cache, keys: cache.keys.map((a) => a.slice()), values: cache.values.map((a) => a.slice()) };
+    if (cache.kind === "host") return { ...cache, keys: cache.keys.map((a) => a.slice()), values: cache.values.map((a) => a.slice()) };
+    if (!cache.lease.isLive) cache.lease.take(); // throws: the handle was used
+    cache.lease.tensors.retain();
+    return this.residentCache(cache.batch, cache.length, cache.lease.tensors);
+  }
+
+  /** Frees a cache that will not be continued (GPU memory at once, rather than when it is garbage collected). */
+  releaseCache(cache: KvCache): void {
+    if (cache.kind === "resident" && cache.lease.isLive) cache.lease.take().release();
   }
 
   async forward(request: ForwardRequest): Promise<ForwardResult> {
@@ -226,6 +338,8 @@ export class CausalLM {
     const seq = request.ids[0]?.length ?? 0;
     if (batch === 0 || seq === 0 || request.ids.some((row) => row.length !== seq)) throw new Error("forward: ids must be a non-empty rectangular [batch, seq] array");
     const past = request.past ?? this.emptyCache(batch);
+    if (past.kind !== this.kvCache) throw new BdcError({ code: "BDC_USAGE", message: `forward: a ${past.kind} KV cache was given to a model whose cache is ${this.kvCache}` });
+    if (past.batch !== batch) throw new BdcError({ code: "BDC_USAGE", message: `forward: the cache holds ${past.batch} rows, the call ${batch}` });
     const total = past.length + seq;
     const ids = new BigInt64Array(batch * seq);
     const positions = new BigInt64Array(batch * seq);
@@ -247,15 +361,38 @@ export class CausalLM {
       [inputNames.positions]: new ort.Tensor("int64", positions, [batch, seq]),
       [inputNames.bias]: this.floatTensor(bias, [batch, 1, seq, total]),
       [inputNames.logitsIndex]: new ort.Tensor("int64", BigInt64Array.from(logitsAt.map(BigInt)), [logitsAt.length]),
-      ...this.loraFeeds(request.adapter ?? this.defaultAdapter, batch),
+      ...(await this.loraFeeds(request.adapter ?? this.defaultAdapter, batch)),
     };
+    const L = this.config.numLayers;
+    // Only what the caller uses leaves the session: logits, the cache's new part or handle, hidden if asked.
+    const fetches = ["logits", ...(request.hidden === true ? ["hidden"] : [])];
+    if (past.kind === "resident") {
+      const pastTensors = past.lease.take();
+      try {
+        const { keys, values } = pastTensors.get();
+        for (let i = 0; i < L; i++) {
+          feeds[inputNames.pastKey(i)] = keys[i]!;
+          feeds[inputNames.pastValue(i)] = values[i]!;
+        }
+        for (let i = 0; i < L; i++) fetches.push(inputNames.presentKey(i), inputNames.presentValue(i));
+        const out = await this.session.run(feeds, fetches);
+        const present = new ResidentTensors(
+          Array.from({ length: L }, (_, i) => out[inputNames.presentKey(i)]!),
+          Array.from({ length: L }, (_, i) => out[inputNames.presentValue(i)]!),
+        );
+        return { logits: out["logits"]!.data as Float32Array, hidden: out["hidden"]?.data as Float32Array | undefined, cache: this.residentCache(batch, total, present) };
+      } finally {
+        pastTensors.release();
+      }
+    }
     const rowSize = this.config.numKvHeads * this.config.headDim;
     const pastDims = [batch, past.length, this.config.numKvHeads, this.config.headDim];
-    for (let i = 0; i < this.config.numLayers; i++) {
+    for (let i = 0; i < L; i++) {
       feeds[inputNames.pastKey(i)] = this.floatTensor(prefix(past.keys[i]!, batch, past.capacity, past.length, rowSize), pastDims);
       feeds[inputNames.pastValue(i)] = this.floatTensor(prefix(past.values[i]!, batch, past.capacity, past.length, rowSize), pastDims);
+      fetches.push(inputNames.newKey(i), inputNames.newValue(i));
     }
-    const out = await this.session.run(feeds);
+    const out = await this.session.run(feeds, fetches);
     const capacity = total <= past.capacity ? past.capacity : Math.max(total + 256, past.capacity * 2);
     const append = (buffers: ReadonlyArray<CacheArray>, name: (i: number) => string) =>
       buffers.map((buffer, i) => {
@@ -264,8 +401,16 @@ export class CausalLM {
         for (let b = 0; b < batch; b++) grown.set(rows.subarray(b * seq * rowSize, (b + 1) * seq * rowSize), (b * capacity + past.length) * rowSize);
         return grown;
       });
-    const cache: KvCache = { batch, length: total, capacity, keys: append(past.keys, inputNames.newKey), values: append(past.values, inputNames.newValue) };
-    return { logits: out["logits"]!.data as Float32Array, hidden: out["hidden"]!.data as Float32Array, cache };
+    const cache: KvCache = { kind: "host", batch, length: total, capacity, keys: append(past.keys, inputNames.newKey), values: append(past.values, inputNames.newValue) };
+    return { logits: out["logits"]!.data as Float32Array, hidden: out["hidden"]?.data as Float32Array | undefined, cache };
+  }
+
+  private readonly liveCaches = new Set<WeakRef<ResidentTensors>>();
+
+  private residentCache(batch: number, length: number, tensors: ResidentTensors): ResidentKvCache {
+    this.liveCaches.add(new WeakRef(tensors));
+    if (this.liveCaches.size > 1024) for (const r of this.liveCaches) if (r.deref() === undefined) this.liveCaches.delete(r);
+    return { kind: "resident", batch, length, lease: new CacheLease(tensors) };
   }
 
   /** Graph inputs the caller must feed (LoRA slots among them). */
@@ -274,6 +419,10 @@ export class CausalLM {
   }
 
   async dispose(): Promise<void> {
+    // Device memory first, while the session's GPU context is alive: caches still held, uploads.
+    for (const r of this.liveCaches) r.deref()?.releaseAll();
+    this.liveCaches.clear();
+    await this.uploader?.dispose();
     await this.session.release();
   }
 

@@ -31,13 +31,16 @@ export async function embedTexts(lm: CausalLM, texts: ReadonlyArray<string>, opt
     const seq = Math.max(...encoded.map((e) => e.length));
     const ids = encoded.map((e) => [...e, ...Array<number>(seq - e.length).fill(pad)]);
     const lengths = encoded.map((e) => e.length);
-    const { hidden } = await lm.forward({
+    const { hidden: states, cache } = await lm.forward({
       ids,
       // Causal, and never onto padding (a padded query row still sees token 0, so its softmax is defined).
       allowed: (b, q, k) => k <= q && (k < lengths[b]! || k === 0),
       logitsAt: [0],
       adapter: options.adapter,
+      hidden: true,
     });
+    lm.releaseCache(cache);
+    const hidden = states!;
     encoded.forEach((e, b) => {
       const v = new Float32Array(H);
       const from = pooling === "last" ? e.length - 1 : 0;

@@ -52,29 +52,34 @@ export async function generate(lm: CausalLM, promptIds: ReadonlyArray<number>, o
 
   const t0 = now();
   const adapter = options.adapter;
-  let step = await lm.forward({ ids: [promptIds], past: lm.emptyCache(1), adapter });
+  let step = await lm.forward({ ids: [promptIds], adapter });
   const t1 = now();
-  while (tokens.length < maxNew) {
-    options.signal?.throwIfAborted();
-    const next = sampler.next(step.logits, 0, vocab);
-    if (eos.has(next)) {
-      finishReason = "stop";
-      break;
+  try {
+    while (tokens.length < maxNew) {
+      options.signal?.throwIfAborted();
+      const next = sampler.next(step.logits, 0, vocab);
+      if (eos.has(next)) {
+        finishReason = "stop";
+        break;
+      }
+      tokens.push(next);
+      const before = text.length;
+      text += decoder.push(next);
+      // A stop string can only end in the new text, so only the tail is searched.
+      const cut = firstStop(text, stops, Math.max(0, before - longestStop));
+      if (cut !== undefined) {
+        text = text.slice(0, cut);
+        finishReason = "stop";
+        cutAtStop = true;
+        break;
+      }
+      options.onText?.(text);
+      if (tokens.length >= maxNew) break;
+      step = await lm.forward({ ids: [[next]], past: step.cache, adapter });
     }
-    tokens.push(next);
-    const before = text.length;
-    text += decoder.push(next);
-    // A stop string can only end in the new text, so only the tail is searched.
-    const cut = firstStop(text, stops, Math.max(0, before - longestStop));
-    if (cut !== undefined) {
-      text = text.slice(0, cut);
-      finishReason = "stop";
-      cutAtStop = true;
-      break;
-    }
-    options.onText?.(text);
-    if (tokens.length >= maxNew) break;
-    step = await lm.forward({ ids: [[next]], past: step.cache, adapter });
+  } finally {
+    // On a GPU the cache is device memory: freed now rather than when it is garbage collected.
+    lm.releaseCache(step.cache);
   }
   // Text held back as an incomplete character is complete now (or never will be).
   if (!cutAtStop) text += decoder.flush();

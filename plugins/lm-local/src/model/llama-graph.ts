@@ -8,7 +8,10 @@
  * logits_index [N] (which positions get logits: all of them to score a text, the last one to
  * generate - the vocabulary projection is the largest single matmul).
  * Outputs: logits [B, N, V] (float32), hidden [B, S, H] (after the final norm; embeddings are
- * pooled from it), new_key.i / new_value.i [B, S, kvH, D] (this call's rows of the cache).
+ * pooled from it), new_key.i / new_value.i [B, S, kvH, D] (this call's rows of the cache, which a
+ * host-side cache appends) and present_key.i / present_value.i [B, P+S, kvH, D] (the whole cache,
+ * which a device-resident cache feeds back as the next call's past without leaving the GPU).
+ * A caller fetches the outputs it uses; the others cost nothing (the concat is needed anyway).
  *
  * Projections are stored as [in, out] so that MatMul needs no transpose; q/k/v and gate/up are
  * fused into one matmul each (fewer, larger kernels - what matters for one-token decode steps).
@@ -23,7 +26,7 @@ import type { CheckpointWeights } from "../checkpoint/safetensors.ts";
 import { LORA_SCALE_INPUT, loraInputNames, slotLayers, type LoraSlots, type LoraTarget } from "./lora-slots.ts";
 
 export interface LlamaGraphOptions {
-  /** Compute type: float32 (CPU) or float16 (CUDA). Norms and softmax inputs stay float32-safe. */
+  /** Compute type: float32 (CPU) or float16 (GPUs). Norms and the attention softmax run in float32 either way. */
   readonly dtype?: "float32" | "float16" | undefined;
   readonly lora?: LoraSlots | undefined;
 }
@@ -40,6 +43,8 @@ export const inputNames = {
   pastValue: (i: number) => `past_value.${i}`,
   newKey: (i: number) => `new_key.${i}`,
   newValue: (i: number) => `new_value.${i}`,
+  presentKey: (i: number) => `present_key.${i}`,
+  presentValue: (i: number) => `present_value.${i}`,
 } as const;
 
 /** Reads [out, in] tensors and writes them side by side as one [in, sum(out)] matrix. */
@@ -236,13 +241,18 @@ export function llamaDecoder(g: GraphBuilder, config: ModelConfig, weights: Chec
           g.output(vr, inputNames.newValue(i));
           keys = g.concat([g.input(inputNames.pastKey(i), dtype, ["B", "P", kvH, D]), kr], 1);
           values = g.concat([g.input(inputNames.pastValue(i), dtype, ["B", "P", kvH, D]), vr], 1);
+          g.output(keys, inputNames.presentKey(i));
+          g.output(values, inputNames.presentValue(i));
         }
         values = g.transpose(values, [0, 2, 1, 3]);
 
         const scores = g.mul(g.matMul(qg, g.transpose(keys, [0, 2, 3, 1])), scaleT);
         // The bias rows follow the (g, s) order of the query rows.
         const tiled = G === 1 ? bias : g.concat(Array.from({ length: G }, () => bias), 2);
-        const probs = g.softmax(g.add(scores, tiled), -1);
+        // As transformers does (softmax(..., dtype=float32)): half-precision scores are summed in
+        // float32, where a long context's sum of exponentials keeps its precision.
+        const biased = g.add(scores, tiled);
+        const probs = dtype === "float32" ? g.softmax(biased, -1) : g.cast(g.softmax(g.cast(biased, "float32"), -1), dtype);
         const ctx = g.matMul(probs, values);
         const merged = g.reshape(g.transpose(g.reshape(ctx, [0, 0, G, -1, D]), [0, 3, 1, 2, 4]), [0, 0, -1]);
         const o = linear(merged, `${p}.self_attn.o_proj`, qOut, H);

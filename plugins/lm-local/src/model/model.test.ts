@@ -53,7 +53,8 @@ for (const [name, options] of ARCHS) {
   test(`${name}: ONNX logits and hidden states equal the reference forward to 1e-4`, async () => {
     const lm = await tiny(name, options);
     try {
-      const { logits, hidden } = await lm.forward({ ids: [IDS], logitsAt: IDS.map((_, i) => i) });
+      const { logits, hidden } = await lm.forward({ ids: [IDS], logitsAt: IDS.map((_, i) => i), hidden: true });
+      assert.ok(hidden !== undefined);
       const weights = openCheckpointWeights(lm.dir);
       const ref = referenceForward(weights, readModelConfig(lm.dir), IDS);
       weights.close();
@@ -86,7 +87,7 @@ test("KV-cache decoding equals full recomputation, token by token", async () => 
   }
 });
 
-test("the float16 graph (CUDA's compute type) runs here on CPU: within fp16 rounding of float32, cache included", async () => {
+test("the float16 graph (the GPUs' compute type) runs here on CPU: within fp16 rounding of float32, cache included", async () => {
   const lm32 = await tiny("qwen2-bias-tied", ARCHS[1]![1]);
   const lm16 = await tiny("qwen2-bias-tied", ARCHS[1]![1], { dtype: "float16" });
   try {
@@ -104,20 +105,80 @@ test("the float16 graph (CUDA's compute type) runs here on CPU: within fp16 roun
   }
 });
 
+test("a resident cache (the WebGPU path, here on the CPU provider) gives the host cache's logits: batched rows, forks, fp16", async () => {
+  for (const [name, options, dtype] of [["mistral-mha", ARCHS[2]![1], "float32"], ["qwen2-bias-tied", ARCHS[1]![1], "float16"]] as const) {
+    const host = await tiny(name, options, { dtype });
+    const resident = await tiny(name, options, { dtype, kvCache: "resident" });
+    try {
+      assert.equal(resident.kvCache, "resident");
+      const V = host.config.vocabSize;
+      const rows = [IDS.slice(0, 4), IDS.slice(4, 8)];
+      let h = await host.forward({ ids: rows });
+      let r = await resident.forward({ ids: rows });
+      assert.equal(r.cache.kind, "resident");
+      assert.equal(r.hidden, undefined, "hidden states stay in the session unless asked for");
+      for (let t = 0; t < 5; t++) {
+        const next = [[(t * 7 + 3) % V], [(t * 11 + 5) % V]];
+        h = await host.forward({ ids: next, past: h.cache });
+        r = await resident.forward({ ids: next, past: r.cache });
+        assert.equal(r.cache.length, 4 + t + 1);
+        assert.ok(maxAbsDiff(h.logits, r.logits) === 0, `${name} ${dtype}: step ${t} identical to the host cache (${maxAbsDiff(h.logits, r.logits)})`);
+      }
+      // A fork continues the same (shared) tensors two ways.
+      const fork = resident.forkCache(r.cache);
+      const a = await resident.forward({ ids: [[1], [2]], past: r.cache });
+      const b = await resident.forward({ ids: [[3], [4]], past: fork });
+      const ha = await host.forward({ ids: [[1], [2]], past: host.forkCache(h.cache) });
+      const hb = await host.forward({ ids: [[3], [4]], past: h.cache });
+      assert.equal(maxAbsDiff(a.logits, ha.logits), 0);
+      assert.equal(maxAbsDiff(b.logits, hb.logits), 0);
+      resident.releaseCache(a.cache);
+      resident.releaseCache(b.cache);
+    } finally {
+      await host.dispose();
+      await resident.dispose();
+    }
+  }
+});
+
+test("a resident cache is used once: extending or releasing it twice is BDC_KV_CACHE_RELEASED, a fork of a used one too", async () => {
+  const lm = await tiny("llama-gqa-rope3", ARCHS[0]![1], { kvCache: "resident" });
+  try {
+    const first = await lm.forward({ ids: [IDS.slice(0, 3)] });
+    await lm.forward({ ids: [[IDS[3]!]], past: first.cache });
+    const used = (e: unknown) => e instanceof BdcError && e.code === "BDC_KV_CACHE_RELEASED" && /forkCache/.test(e.hint ?? "");
+    await assert.rejects(lm.forward({ ids: [[IDS[3]!]], past: first.cache }), used);
+    assert.throws(() => lm.forkCache(first.cache), used);
+    const second = await lm.forward({ ids: [IDS.slice(0, 3)] });
+    lm.releaseCache(second.cache);
+    lm.releaseCache(second.cache); // releasing twice is harmless
+    await assert.rejects(lm.forward({ ids: [[1]], past: second.cache }), used);
+    const host = await tiny("llama-gqa-rope3", ARCHS[0]![1]);
+    try {
+      await assert.rejects(host.forward({ ids: [[1]], past: lm.emptyCache(1) }), (e: unknown) => e instanceof BdcError && /a resident KV cache was given to a model whose cache is host/.test(e.message));
+    } finally {
+      await host.dispose();
+    }
+  } finally {
+    await lm.dispose();
+  }
+});
+
 test("a batched cache grows past its capacity and still equals full recomputation", async () => {
   const lm = await tiny("mistral-mha", ARCHS[2]![1]);
   try {
     const V = lm.config.vocabSize;
     const rows = [IDS.slice(0, 3), IDS.slice(3, 6)];
     let step = await lm.forward({ ids: rows });
-    const firstCapacity = step.cache.capacity;
+    const capacity = () => (step.cache.kind === "host" ? step.cache.capacity : assert.fail("a host cache"));
+    const firstCapacity = capacity();
     const seqs = rows.map((r) => [...r]);
     while (step.cache.length <= firstCapacity + 2) {
       const next = seqs.map((s, b) => (s.at(-1)! * 31 + b + s.length) % V);
       next.forEach((t, b) => seqs[b]!.push(t));
       step = await lm.forward({ ids: next.map((t) => [t]), past: step.cache });
     }
-    assert.ok(step.cache.capacity > firstCapacity, "the cache was regrown");
+    assert.ok(capacity() > firstCapacity, "the cache was regrown");
     for (const [b, s] of seqs.entries()) {
       const full = await lm.forward({ ids: [s] });
       assert.ok(maxAbsDiff(step.logits.subarray(b * V, (b + 1) * V), full.logits) < 1e-4, `sequence ${b}`);

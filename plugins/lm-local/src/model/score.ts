@@ -8,7 +8,8 @@ export async function scoreTokens(lm: CausalLM, ids: ReadonlyArray<number>, adap
   if (ids.length < 2) return [];
   const vocab = lm.config.vocabSize;
   const at = Array.from({ length: ids.length - 1 }, (_, i) => i);
-  const { logits } = await lm.forward({ ids: [ids], past: lm.emptyCache(1), logitsAt: at, adapter });
+  const { logits, cache } = await lm.forward({ ids: [ids], logitsAt: at, adapter });
+  lm.releaseCache(cache);
   return at.map((i) => {
     const o = i * vocab;
     let max = -Infinity;

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Schema } from "effect";
 import { BdcError, FilePath, option, optional, type KernelServices, type PreflightProblem } from "@bdc/core";
-import { cudaUnavailableReason, CUDA_INSTALL_HINT } from "@bdc/onnx-graph";
+import { deviceInstallHint, deviceUnavailableReason, type Device } from "@bdc/onnx-graph";
 import { readModelConfig } from "../checkpoint/config.ts";
 import { resolveModelDir } from "../hub/pull-model.ts";
 import type { LoraAdapter } from "../lora/adapter.ts";
@@ -13,10 +13,19 @@ import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, readPeftAdapter } from "../lora/peft.t
 import { defaultOnnxCache, type LoadOptions } from "../model/causal-lm.ts";
 import { leaseModel, type ModelLease } from "../model/model-pool.ts";
 
+/** `device` and `device_id`, shared by every plugin that opens an ONNX Runtime session. */
+export const placementFields = {
+  device: option(
+    Schema.Literal("cpu", "webgpu", "cuda"),
+    "cpu",
+    "where the model runs: cpu; webgpu (any GPU through the WebGPU provider bundled with onnxruntime-node; needs the Vulkan loader and driver on Linux); or cuda (needs the separately installed ONNX Runtime CUDA provider). Never falls back to the CPU",
+  ),
+  device_id: option(Schema.Int.pipe(Schema.nonNegative()), 0, "CUDA device ordinal (webgpu takes only 0: ONNX Runtime 1.30 offers no adapter choice)"),
+} as const;
+
 export const deviceFields = {
-  device: option(Schema.Literal("cpu", "cuda"), "cpu", "where the model runs: cpu, or cuda (needs the ONNX Runtime CUDA provider; never falls back to CPU)"),
-  device_id: option(Schema.Int.pipe(Schema.nonNegative()), 0, "CUDA device ordinal"),
-  dtype: option(Schema.Literal("float32", "float16"), "float32", "compute type; float16 only on cuda"),
+  ...placementFields,
+  dtype: option(Schema.Literal("float32", "float16"), "float32", "compute type; float16 only on a GPU (webgpu, cuda)"),
   threads: optional(Schema.Int.pipe(Schema.positive()), "CPU threads per operator (default: every core)"),
   onnx_cache: optional(FilePath, "where the built ONNX model is kept (default: .cache/bdc/onnx under the project root)"),
   adapter: optional(FilePath, "a PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) applied to every call"),
@@ -25,7 +34,7 @@ export const deviceFields = {
 export const MODEL_DOC = "a Hugging Face checkpoint folder (config.json, *.safetensors, tokenizer.json), or a hub id pulled with `pnpm bdc models pull <id>`";
 
 export interface DeviceConfig {
-  readonly device: "cpu" | "cuda";
+  readonly device: Device;
   readonly device_id: number;
   readonly dtype: "float32" | "float16";
   readonly threads?: number | undefined;
@@ -33,8 +42,15 @@ export interface DeviceConfig {
   readonly adapter?: string | undefined;
 }
 
+/** The device can be used here: its provider is installed (CUDA) or a GPU adapter answers (WebGPU, probed once per process). */
+export async function deviceProblems(config: { readonly device: Device; readonly device_id: number }): Promise<PreflightProblem[]> {
+  const reason = await deviceUnavailableReason(config.device, config.device_id);
+  if (reason === undefined) return [];
+  return [{ code: "BDC_DEVICE_UNAVAILABLE", path: [reason.startsWith("device_id") ? "device_id" : "device"], message: `device: ${config.device}, but ${reason}`, hint: deviceInstallHint(config.device) }];
+}
+
 /** Checks that need no model loading: the checkpoint is there and supported, the device exists. */
-export function modelProblems(model: string, config: DeviceConfig, baseDir: string): PreflightProblem[] {
+export async function modelProblems(model: string, config: DeviceConfig, baseDir: string): Promise<PreflightProblem[]> {
   const problems: PreflightProblem[] = [];
   try {
     readModelConfig(resolveModelDir(model, baseDir));
@@ -48,12 +64,10 @@ export function modelProblems(model: string, config: DeviceConfig, baseDir: stri
       if (!fs.existsSync(f)) problems.push({ code: "BDC_ADAPTER_NOT_FOUND", path: ["adapter"], message: `${f} does not exist`, hint: "give the folder PEFT's save_pretrained wrote (adapter_config.json, adapter_model.safetensors)" });
     }
   }
-  if (config.device === "cuda") {
-    const reason = cudaUnavailableReason();
-    if (reason !== undefined) problems.push({ code: "BDC_DEVICE_UNAVAILABLE", path: ["device"], message: `device: cuda, but ${reason}`, hint: CUDA_INSTALL_HINT });
-  } else if (config.dtype === "float16") {
-    problems.push({ code: "BDC_CONFIG_VALUE", path: ["dtype"], message: "dtype: float16 is for device: cuda (on CPU, float32 is ONNX Runtime's fast path)", hint: "remove dtype, or set device: cuda" });
+  if (config.device === "cpu" && config.dtype === "float16") {
+    problems.push({ code: "BDC_CONFIG_VALUE", path: ["dtype"], message: "dtype: float16 is for a GPU (on the CPU, float32 is ONNX Runtime's fast path)", hint: "remove dtype, or set device: webgpu or cuda" });
   }
+  problems.push(...(await deviceProblems(config)));
   return problems;
 }
 

@@ -10,11 +10,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Schema } from "effect";
 import { BdcError, definePlugin, option, optional, PathOrName, required, type PreflightProblem } from "@bdc/core";
-import { cudaUnavailableReason, CUDA_INSTALL_HINT } from "@bdc/onnx-graph";
 import type { Encoder } from "@bdc/policy";
 import { resolveModelDir } from "../hub/pull-model.ts";
 import { openSentenceEncoder, POOLING_MODES, type SentenceEncoder } from "../model/sentence-encoder.ts";
 import { DEFAULT_ONNX_FILES } from "../model/sentence-layout.ts";
+import { deviceProblems, placementFields } from "./device-config.ts";
 
 export const OnnxEncoderConfig = Schema.Struct({
   model: required(PathOrName.pipe(Schema.minLength(1)), "a sentence-embedding model folder (onnx/model.onnx, tokenizer.json, 1_Pooling/config.json), or a hub id pulled with `pnpm bdc models pull <id> --onnx`"),
@@ -22,8 +22,7 @@ export const OnnxEncoderConfig = Schema.Struct({
   pooling: optional(Schema.Array(Schema.Literal(...POOLING_MODES)).pipe(Schema.minItems(1)), "pooling modes, overriding 1_Pooling/config.json (several are concatenated, as sentence-transformers does)"),
   max_tokens: optional(Schema.Int.pipe(Schema.positive()), "longer texts are cut to this many tokens (default: sentence_bert_config.json's max_seq_length)"),
   batch_size: option(Schema.Int.pipe(Schema.positive()), 32, "texts per forward pass"),
-  device: option(Schema.Literal("cpu", "cuda"), "cpu", "where the model runs: cpu, or cuda (needs the ONNX Runtime CUDA provider; never falls back to CPU)"),
-  device_id: option(Schema.Int.pipe(Schema.nonNegative()), 0, "CUDA device ordinal"),
+  ...placementFields,
   threads: optional(Schema.Int.pipe(Schema.positive()), "CPU threads per operator (default: every core)"),
 });
 export type OnnxEncoderConfig = Schema.Schema.Type<typeof OnnxEncoderConfig>;
@@ -33,7 +32,7 @@ export default definePlugin({
   version: "0.1.0",
   description: "Sentence embeddings from a Hugging Face ONNX model (sentence-transformers layout: onnx/model.onnx, tokenizer.json, 1_Pooling), L2-normalised, on ONNX Runtime",
   config: OnnxEncoderConfig,
-  preflight(config, ctx) {
+  async preflight(config, ctx) {
     const problems: PreflightProblem[] = [];
     try {
       const dir = resolveModelDir(config.model, ctx.baseDir);
@@ -46,10 +45,7 @@ export default definePlugin({
       if (!(e instanceof BdcError)) throw e;
       problems.push({ code: e.code, path: ["model"], message: e.message, ...(e.hint === undefined ? {} : { hint: e.hint }) });
     }
-    if (config.device === "cuda") {
-      const reason = cudaUnavailableReason();
-      if (reason !== undefined) problems.push({ code: "BDC_DEVICE_UNAVAILABLE", path: ["device"], message: `device: cuda, but ${reason}`, hint: CUDA_INSTALL_HINT });
-    }
+    problems.push(...(await deviceProblems(config)));
     return problems;
   },
   async make(config, _deps, kernel) {

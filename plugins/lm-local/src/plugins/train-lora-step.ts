@@ -19,7 +19,7 @@ import { LORA_TARGETS } from "../lora/adapter.ts";
 import { defaultOnnxCache } from "../model/causal-lm.ts";
 import { SCHEDULES } from "../train/optimizer.ts";
 import { TRAIN_DEFAULTS, trainLora } from "../train/trainer.ts";
-import { MODEL_DOC, modelProblems } from "./device-config.ts";
+import { MODEL_DOC, modelProblems, placementFields } from "./device-config.ts";
 
 export interface TrainLoraOutput {
   /** The adapter folder, relative to the run directory. */
@@ -59,6 +59,7 @@ export const TrainLoraConfig = Schema.Struct({
   save_steps: option(positiveInt, D.saveSteps, "a checkpoint every this many steps"),
   eval_steps: optional(positiveInt, "evaluate every this many steps (default: save_steps)"),
   init: optional(FilePath, "start from this PEFT adapter"),
+  ...placementFields,
   threads: optional(positiveInt, "CPU threads (default: every core)"),
   onnx_cache: optional(FilePath, "where the built ONNX models are kept (default: .cache/bdc/onnx under the project root)"),
 });
@@ -69,8 +70,8 @@ export default definePlugin({
   version: "0.1.0",
   description: "Fine-tune a LoRA adapter of a local model (PEFT semantics, ONNX Runtime): one PEFT folder per item, resumable from checkpoints",
   config: TrainLoraConfig,
-  preflight(config, ctx) {
-    const problems = modelProblems(config.model, { device: "cpu", device_id: 0, dtype: "float32", adapter: config.init }, ctx.baseDir);
+  async preflight(config, ctx) {
+    const problems = await modelProblems(config.model, { device: config.device, device_id: config.device_id, dtype: "float32", adapter: config.init }, ctx.baseDir);
     for (const [key, file] of [["data", config.data], ["eval_data", config.eval_data]] as const) {
       if (file !== undefined && !fs.existsSync(file)) problems.push({ code: "BDC_FILE_NOT_FOUND", path: [key], message: `${file} does not exist`, hint: "give a JSONL file of training rows" });
     }
@@ -116,6 +117,8 @@ export default definePlugin({
             saveSteps: config.save_steps,
             evalSteps: config.eval_steps,
             init: config.init,
+            device: config.device,
+            deviceId: config.device_id,
             threads: config.threads,
             cacheDir: config.onnx_cache ?? defaultOnnxCache(kernel.baseDir),
           },

@@ -16,6 +16,7 @@ import { syncDir, writeSynced } from "../durable-files.ts";
 import type { LoraAdapter } from "../lora/adapter.ts";
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, peftConfigJson, peftTensors, readPeftAdapter } from "../lora/peft.ts";
 import type { MomentState } from "./optimizer.ts";
+import type { Device } from "@bdc/onnx-graph";
 
 /** How files reach the disk; tests swap it for one whose disk fills up. */
 export interface CheckpointIo {
@@ -33,6 +34,8 @@ export interface TrainerState {
   readonly args_hash: string;
   /** CPU threads of the run: results are bit-identical across a resume with the same count. */
   readonly threads: number;
+  /** Where the steps ran (absent in checkpoints written before devices: cpu). */
+  readonly device?: Device | undefined;
   /** Every random draw is a pure function of this seed and the step, epoch, micro-batch and slot indices. */
   readonly rng: { readonly seed: number; readonly scheme: string };
   readonly optimizer_step: number;

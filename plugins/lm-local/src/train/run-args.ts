@@ -7,6 +7,7 @@ import * as crypto from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { BdcError } from "@bdc/core";
+import { deviceInstallHint, deviceUnavailableReason, type Device } from "@bdc/onnx-graph";
 import { filesKey } from "../model/compiled-cache.ts";
 
 export function sha256File(file: string): string {
@@ -23,6 +24,27 @@ export function trainingInputs(model: string, data: string, evalData: string | u
     eval_data: evalData === undefined ? null : path.resolve(evalData),
     eval_data_sha256: evalData === undefined ? null : sha256File(evalData),
   };
+}
+
+/** Where a run's steps execute. Not part of its identity: a run may resume elsewhere, which the log says. */
+export interface RunPlacement {
+  readonly device: Device;
+  readonly deviceId: number;
+  readonly threads: number;
+}
+
+/** Refuses a device that is not there before any work (building an 8B training graph takes minutes). */
+export async function checkDevice(placement: RunPlacement, fail: (message: string, hint: string, code: string) => Error): Promise<void> {
+  const reason = await deviceUnavailableReason(placement.device, placement.deviceId);
+  if (reason !== undefined) throw fail(`device: ${placement.device}, but ${reason}`, deviceInstallHint(placement.device), "BDC_DEVICE_UNAVAILABLE");
+}
+
+/** The warning for a run resumed with other threads or on another device: it continues, but not bit for bit. */
+export function placementChange(before: { readonly threads: number; readonly device?: Device | undefined }, now: RunPlacement): string | undefined {
+  const was = `${before.device ?? "cpu"}${(before.device ?? "cpu") === "cpu" ? ` with ${before.threads} threads` : ""}`;
+  const is = `${now.device}${now.device === "cpu" ? ` with ${now.threads} threads` : ""}`;
+  if (was === is) return undefined;
+  return `warning: the run started on ${was} and resumes on ${is}: results will differ from an uninterrupted run by float32 rounding, not bit for bit`;
 }
 
 export function hashArgs(args: Record<string, unknown>): string {

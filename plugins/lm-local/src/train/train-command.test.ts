@@ -5,6 +5,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { cli } from "@bdc/core";
+import { webgpuUnavailableReason } from "@bdc/onnx-graph";
 import { writeTinyCheckpoint } from "../checkpoint/make-tiny.ts";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-train-cli-"));
@@ -54,4 +55,24 @@ test("usage and input errors exit 2 with what to fix; a finished run is not redo
   const over = await bdc(...base, "--out", out, "--batch", "2", "--overwrite", "--quiet");
   assert.equal(over.code, 0, over.err);
   assert.equal(over.out.trim(), out);
+});
+
+test("--device: an unknown one is a usage error listing the choices; webgpu without a GPU adapter exits 2 before any work, naming what to install", async () => {
+  const tpu = await bdc(...base, "--out", path.join(root, "d1"), "--device", "tpu");
+  assert.equal(tpu.code, 2);
+  assert.match(tpu.err, /--device tpu: choose cpu, webgpu, cuda/);
+  const reason = await webgpuUnavailableReason();
+  if (reason === undefined) return; // a GPU machine: the device path is the device check's (benchmarks/src/device-check.ts)
+  const out = path.join(root, "d2");
+  const gpu = await bdc(...base, "--out", out, "--device", "webgpu");
+  assert.equal(gpu.code, 2, gpu.err);
+  assert.match(gpu.err, /device: webgpu, but .*\[BDC_DEVICE_UNAVAILABLE\]/);
+  assert.match(gpu.err, /libvulkan1/);
+  assert.equal(fs.existsSync(out), false, "nothing was written");
+  const generate = await bdc("lm", "generate", "--model", model, "--prompt", "hi", "--device", "webgpu");
+  assert.equal(generate.code, 1);
+  assert.match(generate.err, /device: webgpu was asked for the model .*, but .*\[BDC_DEVICE_UNAVAILABLE\]/);
+  const fp16 = await bdc("lm", "score", "--model", model, "--text", "hi", "--dtype", "float16");
+  assert.equal(fp16.code, 2);
+  assert.match(fp16.err, /--dtype float16 is for a GPU/);
 });

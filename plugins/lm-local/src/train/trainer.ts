@@ -31,7 +31,7 @@ import { CheckpointStore, type CheckpointIo, type TrainerState } from "./checkpo
 import { loadTrainingData, type DataReport } from "./data.ts";
 import { readLossHistory, writeLossCurve } from "./loss-curve.ts";
 import { AdamW, clipGradNorm, learningRate, type Schedule } from "./optimizer.ts";
-import { checkSameRun, hashArgs, trainingInputs } from "./run-args.ts";
+import { checkDevice, checkSameRun, hashArgs, placementChange, trainingInputs, type RunPlacement } from "./run-args.ts";
 import { gradOutputName, LOSS_OUTPUT, openTrainingSession, trainableInputs, trainingInputNames } from "./training-graph.ts";
 
 export interface TrainArgs {
@@ -75,7 +75,9 @@ export interface TrainArgs {
   readonly init?: string | undefined;
   /** Stop after this many steps (default: epochs x steps per epoch). */
   readonly maxSteps?: number | undefined;
+  /** Where the steps run (default cpu): the frozen weights are session initializers on that device; LoRA tensors and gradients move each step. */
   readonly device?: Device | undefined;
+  readonly deviceId?: number | undefined;
   readonly threads?: number | undefined;
   readonly cacheDir?: string | undefined;
 }
@@ -178,7 +180,6 @@ export function checkTrainArgs(a: TrainArgs): void {
   if (!(a.eps > 0)) throw fail(`eps must be positive, got ${a.eps}`);
   if (!(a.maxGradNorm >= 0)) throw fail(`max_grad_norm must be >= 0 (0: no clipping), got ${a.maxGradNorm}`);
   for (const b of a.betas) if (!(b >= 0 && b < 1)) throw fail(`betas must be in [0, 1), got ${a.betas.join(", ")}`);
-  if (a.device !== undefined && a.device !== "cpu") throw fail(`device: ${a.device}: training runs on the CPU provider here`, "use device cpu");
 }
 
 /** The arguments that decide the result (threads and cadence of saves do not). */
@@ -227,6 +228,8 @@ export async function trainLora(args: TrainArgs, hooks: TrainHooks = {}): Promis
   const lora = normalizeLoraConfig({ rank: args.rank, alpha: args.alpha, rslora: args.rslora, dropout: args.dropout, targets: args.targets, layers: args.layers, baseModel: path.resolve(args.model) }, model);
   const out = path.resolve(args.out);
   const threads = args.threads ?? os.availableParallelism();
+  const placement: RunPlacement = { device: args.device ?? "cpu", deviceId: args.deviceId ?? 0, threads };
+  await checkDevice(placement, fail);
   const result = resultArgs(args, model, lora);
   const argsHash = hashArgs(result);
 
@@ -262,7 +265,8 @@ export async function trainLora(args: TrainArgs, hooks: TrainHooks = {}): Promis
   if (latest !== undefined) {
     const loaded = store.load(latest.dir, model);
     if (loaded.state.args_hash !== argsHash) throw fail(`${latest.dir} was written by a run with other arguments`, "choose another --out, or --overwrite", "BDC_RESUME_MISMATCH");
-    if (loaded.state.threads !== threads) log(`warning: the run started with ${loaded.state.threads} threads and resumes with ${threads}: results will differ from an uninterrupted run by float32 rounding, not bit for bit`);
+    const moved = placementChange(loaded.state, placement);
+    if (moved !== undefined) log(moved);
     adapter = { config: lora, modules: loaded.adapter.modules };
     moments = loaded.moments;
     startStep = loaded.state.global_step;
@@ -288,7 +292,7 @@ export async function trainLora(args: TrainArgs, hooks: TrainHooks = {}): Promis
   writeFileDurably(path.join(out, TRAIN_FILES.args), `${JSON.stringify({ result, threads, device: args.device ?? "cpu", save_steps: args.saveSteps, eval_steps: evalEvery, save_total_limit: args.saveTotalLimit, total_steps: totalSteps, warmup_steps: warmup }, null, 2)}\n`);
 
   const slots: LoraSlots = { targets: lora.targets, layers: lora.layers, dropout: lora.dropout > 0 };
-  const session = await openTrainingSession(args.model, model, slots, { cacheDir: args.cacheDir, threads, log });
+  const session = await openTrainingSession(args.model, model, slots, { cacheDir: args.cacheDir, ...placement, log });
   try {
     const dims = projectionDims(model);
     const slotList: Slot[] = lora.layers.flatMap((layer) => lora.targets.map((target) => ({ layer, target, inDim: dims[target][0], outDim: dims[target][1] })));
@@ -384,6 +388,7 @@ export async function trainLora(args: TrainArgs, hooks: TrainHooks = {}): Promis
       epoch: step / perEpoch,
       args_hash: argsHash,
       threads,
+      device: placement.device,
       rng: { seed: args.seed, scheme: "mulberry32 streams keyed by (seed, epoch) for the data order and (seed, step, micro-batch, slot) for dropout" },
       optimizer_step: optimizer.step,
       best_eval_loss: best?.loss,
