@@ -19,6 +19,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { findProjectRoot } from "@bdc/core";
+import type { Device } from "@bdc/onnx-graph";
 import { initLoraAdapter, normalizeLoraConfig, readLossHistory, readModelConfig, type TinyCheckpointOptions, TRAIN_DEFAULTS, trainLora, writePeftAdapter, writeTinyCheckpoint } from "@bdc/lm-local";
 import { FLAGS_HELP, fmt, median, parseFlags, printOutcome, runIfMain, type Benchmark, type BenchFlags, type BenchOutcome } from "./common.ts";
 import { benchModelDir } from "./lm-generation.ts";
@@ -48,20 +49,25 @@ function ensureModel(shape: string, log: (line: string) => void): string {
   return dir;
 }
 
-/** Step times of the real trainer: `reps` measured steps between two warm-up steps and the final (checkpointing) one. */
-async function measureOrt(dir: string, reps: number, threads: number, log: (line: string) => void) {
+/**
+ * Step times of the real trainer (rank-8 LoRA on q,v, AdamW): `reps` measured steps between two
+ * warm-up steps and the final (checkpointing) one, each over `batch` rows of exactly `tokens`
+ * tokens in one micro-batch. Shared with the device check (device-check.ts).
+ */
+export async function measureOrtTrainStep(dir: string, o: { reps: number; threads: number; tokens: number; batch: number; device?: Device; cacheDir?: string }, log: (line: string) => void) {
+  const { reps, threads, tokens, batch } = o;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-bench-lora-"));
   try {
-    // Text rows longer than TOKENS, cut to exactly TOKENS tokens: every position after the first is scored.
-    const words = "def solve(n):\n    total = 0\n    for i in range(n):\n        total += i * i\n    return total\n".repeat(40);
+    // Text rows longer than `tokens`, cut to exactly that: every position after the first is scored.
+    const words = "def solve(n):\n    total = 0\n    for i in range(n):\n        total += i * i\n    return total\n".repeat(Math.ceil(tokens / 6));
     const data = path.join(work, "train.jsonl");
-    fs.writeFileSync(data, Array.from({ length: reps + 3 }, (_, i) => JSON.stringify({ text: `# row ${i}\n${words}` })).join("\n") + "\n");
+    fs.writeFileSync(data, Array.from({ length: (reps + 3) * batch }, (_, i) => JSON.stringify({ text: `# row ${i}\n${words}` })).join("\n") + "\n");
     const { report } = await trainLora(
-      { ...TRAIN_DEFAULTS, model: dir, data, out: path.join(work, "out"), batch: 1, microBatch: 1, maxLength: TOKENS, dropout: 0, maxSteps: reps + 3, saveSteps: 1_000_000, threads },
+      { ...TRAIN_DEFAULTS, model: dir, data, out: path.join(work, "out"), batch, microBatch: batch, maxLength: tokens, dropout: 0, maxSteps: reps + 3, saveSteps: 1_000_000, threads, device: o.device ?? "cpu", cacheDir: o.cacheDir },
       { log },
     );
     const events = fs.readFileSync(path.join(work, "out", "events.jsonl"), "utf8").split("\n").filter((l) => l.includes('"train.step"')).map((l) => JSON.parse(l) as { seconds: number; tokens: number });
-    if (events.some((e) => e.tokens !== TOKENS)) throw new Error(`lora-train: a step had ${events.map((e) => e.tokens).join(", ")} tokens, not ${TOKENS}`);
+    if (events.some((e) => e.tokens !== tokens * batch)) throw new Error(`lora-train: a step had ${events.map((e) => e.tokens).join(", ")} tokens, not ${tokens * batch}`);
     const steps = events.slice(2, -1).map((e, i) => e.seconds - events[i + 1]!.seconds);
     const loss = readLossHistory(path.join(work, "out", "events.jsonl")).train.at(-1)?.value;
     return { stepSeconds: median(steps), samples: steps, peakRssMb: process.resourceUsage().maxRSS / 1024, loss, trainable: report.trainable_parameters };
@@ -106,7 +112,7 @@ export const loraTrain: Benchmark = {
     if (SHAPES[shape] === undefined) throw new Error(`--shape ${shape}: choose ${Object.keys(SHAPES).join(", ")}`);
     const threads = os.availableParallelism();
     const dir = ensureModel(shape, log);
-    const ort = await measureOrt(dir, reps, threads, log);
+    const ort = await measureOrtTrainStep(dir, { reps, threads, tokens: TOKENS, batch: 1 }, log);
     log(`ort: ${ort.samples.map((s) => `${(s * 1000).toFixed(0)} ms`).join(", ")}`);
     const py = findTorchPython();
     const torch = "python" in py ? torchTrainBench(py.python, dir, { tokens: TOKENS, batch: 1, rank: RANK, targets: TARGETS, repeats: reps, threads }) : undefined;

@@ -1,5 +1,6 @@
 export * from "./checkpoint/index.ts";
-export { CausalLM, defaultOnnxCache, type ForwardRequest, type ForwardResult, type KvCache, type LoadOptions } from "./model/causal-lm.ts";
+export { CausalLM, defaultOnnxCache, type ForwardRequest, type ForwardResult, type LoadOptions } from "./model/causal-lm.ts";
+export type { HostKvCache, KvCache, ResidentKvCache } from "./model/kv-cache.ts";
 export { embedTexts, type EmbedOptions, type Pooling } from "./model/embed.ts";
 export { encodeTruncated, openSentenceEncoder, POOLING_MODES, type PoolingMode, type SentenceEncoder, type SentenceEncoderOptions } from "./model/sentence-encoder.ts";
 export { writeTinySentenceModel } from "./model/tiny-sentence-model.ts";
@@ -18,7 +19,7 @@ export { default as localPolicyPlugin } from "./plugins/policy-local.ts";
 export { deviceFields, deviceProblems, placementFields } from "./plugins/device-config.ts";
 export { modelsDir, pullModel, resolveModelDir } from "./hub/pull-model.ts";
 export { trainLora, TRAIN_DEFAULTS, TRAIN_FILES, type TrainArgs, type TrainHooks, type TrainProgress, type TrainReport, type TrainResult } from "./train/trainer.ts";
-export { buildLlamaTrainingGraph, gradOutputName, LOSS_OUTPUT, openTrainingSession, trainableInputs, trainingInputNames, type TrainingGraph } from "./train/training-graph.ts";
+export { buildLlamaTrainingGraph, gradOutputName, LOSS_OUTPUT, compiledTrainingGraph, openTrainingSession, trainableInputs, trainingInputNames, type TrainingGraph } from "./train/training-graph.ts";
 export { inputText, loadTrainingData, type DataReport, type LoadedData, type TrainingExample } from "./train/data.ts";
 export { attentionBias, epochSteps, layoutStep, stepsPerEpoch, type LayoutOptions, type MicroBatch } from "./train/batching.ts";
 export { AdamW, clipGradNorm, learningRate, SCHEDULES, type AdamWOptions, type MomentState, type Schedule } from "./train/optimizer.ts";

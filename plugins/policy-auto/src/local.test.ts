@@ -118,7 +118,7 @@ describe("the local provider", () => {
     assert.equal(problems.length, 1);
     assert.equal(problems[0]!.code, "BDC_CONFIG_VALUE");
     assert.deepEqual(problems[0]!.path, ["dtype"]);
-    assert.match(problems[0]!.message, /^policy\/local \(chosen: Qwen\/Qwen2\.5-Coder-0\.5B-Instruct is pulled in .*\): dtype: float16 is for device: cuda/);
+    assert.match(problems[0]!.message, /^policy\/local \(chosen: Qwen\/Qwen2\.5-Coder-0\.5B-Instruct is pulled in .*\): dtype: float16 is for a GPU/);
   });
 });
 

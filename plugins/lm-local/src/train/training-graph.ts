@@ -90,6 +90,12 @@ export async function openTrainingSession(
   slots: LoraSlots,
   options: { readonly cacheDir?: string | undefined; readonly threads: number; readonly device?: Device | undefined; readonly deviceId?: number | undefined; readonly log?: ((line: string) => void) | undefined },
 ): Promise<ort.InferenceSession> {
+  const modelPath = compiledTrainingGraph(modelDir, model, slots, options);
+  return openSession(modelPath, { device: options.device ?? "cpu", deviceId: options.deviceId, threads: options.threads, prepack: false });
+}
+
+/** The training graph's model file in the cache, built when it is not there yet. */
+export function compiledTrainingGraph(modelDir: string, model: ModelConfig, slots: LoraSlots, options: { readonly cacheDir?: string | undefined; readonly log?: ((line: string) => void) | undefined }): string {
   let weights: CheckpointWeights | undefined;
   let compiled: { modelPath: string; built: boolean };
   try {
@@ -101,5 +107,5 @@ export async function openTrainingSession(
   } finally {
     weights?.close();
   }
-  return openSession(compiled.modelPath, { device: options.device ?? "cpu", deviceId: options.deviceId, threads: options.threads, prepack: false });
+  return compiled.modelPath;
 }

@@ -1,0 +1,526 @@
+/**
+ * The device check: the student model on a GPU through ONNX Runtime's bundled WebGPU provider,
+ * side by side with eager PyTorch + PEFT on the same machine in the same run. Made to run
+ * unattended on the lent GPU machine (no Node.js there: ../shared/device's kit brings it):
+ *
+ *   source .device/setup.sh && node --import tsx benchmarks/src/device-check.ts --out "$OUT"
+ *
+ * For each shape (random weights; Llama-3.2-1B and Llama-3.1-8B shapes, and the 125M one), in
+ * order, while the time budget lasts:
+ *   - correctness: logits of 64 fixed tokens on the device vs the CPU provider on the same graph
+ *     file (fp32: max |diff| <= 1e-3; fp16: <= 1% of the largest logit, top-1 agreement shown)
+ *     and vs PyTorch's logits of the same checkpoint;
+ *   - prefill tokens/s (one 512-token forward), decode tokens/s (greedy, 128 tokens, the
+ *     resident KV cache; on the 125M shape also the host cache, to show what residency gains);
+ *   - one LoRA training step (r 8 on q,v, AdamW) of 1 x 256 and 4 x 512 tokens (fp32);
+ *   - peak GPU memory (nvidia-smi's memory.used over the phase, minus the idle figure: the same
+ *     measure for both sides) and PyTorch's own max_memory_allocated;
+ *   - where ORT placed the nodes of the inference and training graphs (ops left on the CPU).
+ * Results go to OUT/results.json and OUT/table.md after every phase, so a run stopped by its time
+ * limit keeps what it measured. Targets (issue #14): decode and training step within 3x of
+ * PyTorch for the 1B and 8B shapes, fp16 prefill at least 25% of PyTorch's tokens/s.
+ *
+ *   --shapes 125m,1b,8b   which shapes (default all; `tiny` is the self-test's)
+ *   --device webgpu       the device under test (cpu: the self-test of this script)
+ *   --budget-s 540        stop starting shapes when less time than a shape needs is left
+ *   --python PY           the interpreter with torch + transformers + peft (default: found)
+ *   --reps 3              repetitions of each timing (medians)
+ */
+import { spawn, spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { CausalLM, compiledTrainingGraph, readModelConfig, writeTinyCheckpoint, type TinyCheckpointOptions } from "@bdc/lm-local";
+import { DEVICES, type Device } from "@bdc/onnx-graph";
+import { median, runIfMain } from "./common.ts";
+import { measureOrtTrainStep } from "./lora-train.ts";
+import { nodePlacements, type Placement } from "./ort-placements.ts";
+import { findPython, findTorchPython, torchBench, torchTrainBench } from "./torch-reference.ts";
+
+type Dtype = "float32" | "float16";
+
+interface Shape {
+  readonly label: string;
+  readonly options: TinyCheckpointOptions;
+  /** Compute types measured on the device (fp32 is skipped where its graph would not fit the machine's disk). */
+  readonly dtypes: ReadonlyArray<Dtype>;
+  /** Training is fp32 (the training graph's type): skipped where that graph would not fit. */
+  readonly train: boolean;
+  /** Rough seconds this shape needs on the GPU machine (weights, graphs, sessions, timings), to plan the budget. */
+  readonly seconds: number;
+  /** Checkpoint dtype on disk. */
+  readonly stored: "float32" | "bfloat16";
+}
+
+const LLAMA3_ROPE = (factor: number) => ({ type: "llama3", factor, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 }) as const;
+
+export const SHAPES: Readonly<Record<string, Shape>> = {
+  tiny: { label: "tiny Llama (2 layers, hidden 64; the self-test)", options: { arch: "llama", layers: 2, hidden: 64, heads: 4, kvHeads: 2, intermediate: 128, vocab: 512, seed: 0 }, dtypes: ["float32", "float16"], train: true, seconds: 20, stored: "float32" },
+  "125m": { label: "125M Llama (12 layers, hidden 768, vocab 32000)", options: { arch: "llama", layers: 12, hidden: 768, heads: 12, kvHeads: 4, intermediate: 2048, vocab: 32000, seed: 0 }, dtypes: ["float32", "float16"], train: true, seconds: 60, stored: "float32" },
+  "1b": {
+    label: "Llama-3.2-1B shape (16 layers, hidden 2048, 32/8 heads, vocab 128256, tied)",
+    options: { arch: "llama", layers: 16, hidden: 2048, heads: 32, kvHeads: 8, intermediate: 8192, vocab: 128256, tieEmbeddings: true, ropeTheta: 500000, ropeScaling: LLAMA3_ROPE(32), rmsNormEps: 1e-5, maxPositions: 131072, seed: 0 },
+    dtypes: ["float32", "float16"],
+    train: true,
+    seconds: 180,
+    stored: "bfloat16",
+  },
+  "8b": {
+    label: "Llama-3.1-8B shape (32 layers, hidden 4096, 32/8 heads, vocab 128256)",
+    options: { arch: "llama", layers: 32, hidden: 4096, heads: 32, kvHeads: 8, intermediate: 14336, vocab: 128256, tieEmbeddings: false, ropeTheta: 500000, ropeScaling: LLAMA3_ROPE(8), rmsNormEps: 1e-5, maxPositions: 131072, seed: 0 },
+    // fp32 would be 32 GB of weights twice more (graph + training graph) on a 64 GB disk.
+    dtypes: ["float16"],
+    train: false,
+    seconds: 300,
+    stored: "bfloat16",
+  },
+};
+
+export interface CheckOptions {
+  readonly out: string;
+  readonly shapes: ReadonlyArray<string>;
+  readonly device: Device;
+  readonly budgetSeconds: number;
+  readonly reps: number;
+  readonly promptTokens: number;
+  readonly decodeTokens: number;
+  readonly train: ReadonlyArray<readonly [batch: number, tokens: number]>;
+  readonly python?: string | undefined;
+  readonly work?: string | undefined;
+}
+
+const CHECK_TOKENS = 64;
+
+/** Everything measured, as written to results.json. */
+interface Results {
+  date: string;
+  device: Device;
+  machine: Record<string, unknown>;
+  torch: { backend: "transformers+peft" | "reference" | "none"; python?: string; note?: string };
+  shapes: Record<string, ShapeResult>;
+}
+
+interface ShapeResult {
+  label: string;
+  skipped?: string;
+  checkpoint?: Record<string, unknown>;
+  ort: Record<string, Record<string, unknown>>;
+  torch: Record<string, unknown>;
+  placements?: Record<string, Placement | { error: string }>;
+}
+
+function randomIds(n: number, vocab: number, seed: number): number[] {
+  let s = seed;
+  return Array.from({ length: n }, () => (s = (s * 1103515245 + 12345) % 2 ** 31) % vocab);
+}
+
+function argmaxOf(row: Float32Array, from = 0, n = row.length): number {
+  let best = from;
+  for (let i = from + 1; i < from + n; i++) if (row[i]! > row[best]!) best = i;
+  return best - from;
+}
+
+/** GPU memory in use (MiB, all processes), polled from nvidia-smi: undefined where there is none. */
+class GpuMemory {
+  private peak = 0;
+  private timer: NodeJS.Timeout | undefined;
+  readonly available: boolean;
+  readonly idle: number;
+
+  constructor() {
+    this.idle = GpuMemory.read() ?? 0;
+    this.available = GpuMemory.read() !== undefined;
+  }
+
+  static read(): number | undefined {
+    const r = spawnSync("nvidia-smi", ["--query-gpu=memory.used", "--format=csv,noheader,nounits"], { encoding: "utf8", timeout: 10_000 });
+    if (r.status !== 0 || typeof r.stdout !== "string") return undefined;
+    const v = Number(r.stdout.trim().split("\n")[0]);
+    return Number.isFinite(v) ? v : undefined;
+  }
+
+  /** Polls during `fn` (asynchronously: the work runs meanwhile) and returns the peak above idle. */
+  async during<T>(fn: () => Promise<T>): Promise<{ value: T; peakMb: number | undefined }> {
+    if (!this.available) return { value: await fn(), peakMb: undefined };
+    this.peak = 0;
+    const poll = () => {
+      const child = spawn("nvidia-smi", ["--query-gpu=memory.used", "--format=csv,noheader,nounits"], { stdio: ["ignore", "pipe", "ignore"] });
+      let text = "";
+      child.stdout.setEncoding("utf8").on("data", (t: string) => void (text += t));
+      child.on("close", () => {
+        const v = Number(text.trim().split("\n")[0]);
+        if (Number.isFinite(v)) this.peak = Math.max(this.peak, v);
+      });
+    };
+    poll();
+    this.timer = setInterval(poll, 200);
+    try {
+      const value = await fn();
+      poll();
+      await new Promise((r) => setTimeout(r, 300));
+      return { value, peakMb: Math.max(0, this.peak - this.idle) };
+    } finally {
+      clearInterval(this.timer);
+    }
+  }
+}
+
+/** The shape's checkpoint: PyTorch's random init where transformers is there (fast on the GPU), else ours. */
+async function ensureCheckpoint(dir: string, shape: Shape, torch: Results["torch"], log: (line: string) => void): Promise<Record<string, unknown>> {
+  if (fs.existsSync(path.join(dir, "config.json"))) return { reused: dir };
+  const t0 = performance.now();
+  if (torch.backend === "transformers+peft" && shape.stored === "bfloat16") {
+    // The tokenizer (and its bos/eos ids) from our tiny-checkpoint writer: a one-layer, hidden-8 model of the same vocabulary.
+    const tok = `${dir}.tokenizer`;
+    writeTinyCheckpoint(tok, { ...shape.options, layers: 1, hidden: 8, heads: 2, kvHeads: 1, headDim: 4, intermediate: 16, ropeScaling: undefined });
+    const tiny = JSON.parse(fs.readFileSync(path.join(tok, "config.json"), "utf8")) as Record<string, unknown>;
+    const o = shape.options;
+    const rope = o.ropeScaling as { factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number } | undefined;
+    const config = {
+      vocab_size: o.vocab, hidden_size: o.hidden, intermediate_size: o.intermediate, num_hidden_layers: o.layers, num_attention_heads: o.heads, num_key_value_heads: o.kvHeads,
+      max_position_embeddings: o.maxPositions, rope_theta: o.ropeTheta, rms_norm_eps: o.rmsNormEps, tie_word_embeddings: o.tieEmbeddings ?? false,
+      bos_token_id: tiny["bos_token_id"], eos_token_id: tiny["eos_token_id"],
+      ...(rope === undefined ? {} : { rope_scaling: { rope_type: "llama3", factor: rope.factor, low_freq_factor: rope.lowFreqFactor, high_freq_factor: rope.highFreqFactor, original_max_position_embeddings: rope.originalMaxPositions } }),
+    };
+    log(`making the checkpoint with PyTorch (${shape.label}, bf16)`);
+    const made = await runPython(torch.python!, ["make", "--config", JSON.stringify(config), "--out", dir, "--dtype", "bfloat16", "--device", "cuda"], log);
+    for (const f of fs.readdirSync(tok)) if (f.startsWith("tokenizer") || f === "special_tokens_map.json") fs.copyFileSync(path.join(tok, f), path.join(dir, f));
+    fs.rmSync(tok, { recursive: true, force: true });
+    return { by: "pytorch", ...made, seconds: (performance.now() - t0) / 1000 };
+  }
+  log(`writing the checkpoint (${shape.label}, ${shape.stored})`);
+  writeTinyCheckpoint(dir, { ...shape.options, dtype: shape.stored });
+  return { by: "writeTinyCheckpoint", seconds: (performance.now() - t0) / 1000 };
+}
+
+function runPython(python: string, args: ReadonlyArray<string>, log: (line: string) => void, timeoutMs = 900_000): Promise<Record<string, unknown>> {
+  const script = path.resolve(import.meta.dirname, "../python/device_check_torch.py");
+  return new Promise((resolve, reject) => {
+    const child = spawn(python, [script, ...args], { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs, env: { ...process.env, OMP_WAIT_POLICY: "PASSIVE" } });
+    let out = "";
+    let err = "";
+    child.stdout.setEncoding("utf8").on("data", (t: string) => void (out += t));
+    child.stderr.setEncoding("utf8").on("data", (t: string) => void (err += t));
+    child.on("error", reject);
+    child.on("close", (code) => {
+      const last = out.trim().split("\n").pop() ?? "";
+      if (code === 0 && last.startsWith("{")) resolve(JSON.parse(last) as Record<string, unknown>);
+      else {
+        log(err.trim().split("\n").slice(-5).join("\n"));
+        reject(new Error(`device_check_torch ${args[0]} exited ${code}: ${err.trim().split("\n").pop() ?? ""}`));
+      }
+    });
+  });
+}
+
+function compareLogits(got: Float32Array, want: Float32Array, vocab: number): { maxAbs: number; relative: number; top1: number } {
+  let maxAbs = 0;
+  let scale = 0;
+  let agree = 0;
+  const rows = want.length / vocab;
+  for (let i = 0; i < want.length; i++) {
+    maxAbs = Math.max(maxAbs, Math.abs(got[i]! - want[i]!));
+    scale = Math.max(scale, Math.abs(want[i]!));
+  }
+  for (let r = 0; r < rows; r++) if (argmaxOf(got, r * vocab, vocab) === argmaxOf(want, r * vocab, vocab)) agree++;
+  return { maxAbs, relative: scale > 0 ? maxAbs / scale : 0, top1: agree / rows };
+}
+
+/** One compute type of one shape on the device: load, correctness, prefill, decode (resident and, if asked, host cache). */
+async function measureInference(dir: string, o: CheckOptions, dtype: Dtype, reference: Float32Array | undefined, hostCache: boolean, gpu: GpuMemory, log: (line: string) => void): Promise<Record<string, unknown>> {
+  const cacheDir = path.join(o.work!, "onnx");
+  const threads = os.availableParallelism();
+  const { value, peakMb } = await gpu.during(async () => {
+    const t0 = performance.now();
+    const lm = await CausalLM.load(dir, { device: o.device, dtype, threads, cacheDir, onProgress: log });
+    const loadSeconds = (performance.now() - t0) / 1000;
+    try {
+      const V = lm.config.vocabSize;
+      const ids = randomIds(CHECK_TOKENS, V, 7);
+      const first = await lm.forward({ ids: [ids], logitsAt: ids.map((_, i) => i) });
+      lm.releaseCache(first.cache);
+      const prompt = randomIds(o.promptTokens, V, 1);
+      const warm = await lm.forward({ ids: [prompt.slice(0, 16)] });
+      lm.releaseCache(warm.cache);
+      const prefill: number[] = [];
+      for (let r = 0; r < o.reps; r++) {
+        const t = performance.now();
+        const step = await lm.forward({ ids: [prompt] });
+        prefill.push((performance.now() - t) / 1000);
+        lm.releaseCache(step.cache);
+      }
+      const decode = async (model: CausalLM) => {
+        const times: number[] = [];
+        for (let r = 0; r < o.reps; r++) {
+          let step = await model.forward({ ids: [prompt.slice(0, 32)] });
+          const t = performance.now();
+          for (let i = 0; i < o.decodeTokens; i++) step = await model.forward({ ids: [[argmaxOf(step.logits)]], past: step.cache });
+          times.push((performance.now() - t) / 1000);
+          model.releaseCache(step.cache);
+        }
+        return o.decodeTokens / median(times);
+      };
+      const resident = await decode(lm);
+      let host: number | undefined;
+      if (hostCache && lm.kvCache === "resident") {
+        const hostLm = await CausalLM.load(dir, { device: o.device, dtype, threads, cacheDir, kvCache: "host" });
+        try {
+          host = await decode(hostLm);
+        } finally {
+          await hostLm.dispose();
+        }
+      }
+      return {
+        load_seconds: loadSeconds,
+        logits: first.logits,
+        vocab: V,
+        prefill_tokens_per_second: o.promptTokens / median(prefill),
+        decode_tokens_per_second: resident,
+        ...(host === undefined ? {} : { decode_host_cache_tokens_per_second: host }),
+        graph: lm.modelPath,
+      };
+    } finally {
+      await lm.dispose();
+    }
+  });
+  const { logits, vocab, ...rest } = value;
+  const vsCpu = reference === undefined ? undefined : compareLogits(logits, reference, vocab);
+  return { ...rest, ...(vsCpu === undefined ? {} : { vs_cpu_fp32: vsCpu }), logits_file: writeLogits(o.work!, `ort-${o.device}-${dtype}`, logits), peak_gpu_mb: peakMb };
+}
+
+function writeLogits(work: string, name: string, logits: Float32Array): string {
+  const file = path.join(work, `${name}.f32`);
+  fs.writeFileSync(file, Buffer.from(logits.buffer, logits.byteOffset, logits.byteLength));
+  return file;
+}
+
+function readLogits(file: string): Float32Array {
+  const b = fs.readFileSync(file);
+  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+}
+
+/** The CPU provider's fp32 logits of the check tokens: what the device is compared with. */
+async function cpuReference(dir: string, work: string, log: (line: string) => void): Promise<Float32Array> {
+  const lm = await CausalLM.load(dir, { device: "cpu", threads: os.availableParallelism(), cacheDir: path.join(work, "onnx"), onProgress: log });
+  try {
+    const ids = randomIds(CHECK_TOKENS, lm.config.vocabSize, 7);
+    return (await lm.forward({ ids: [ids], logitsAt: ids.map((_, i) => i) })).logits;
+  } finally {
+    await lm.dispose();
+  }
+}
+
+async function measureTorch(dir: string, o: CheckOptions, dtype: Dtype | "bfloat16", train: boolean, torch: Results["torch"], gpu: GpuMemory, log: (line: string) => void): Promise<Record<string, unknown>> {
+  const vocab = readModelConfig(dir).vocabSize;
+  if (torch.backend === "transformers+peft") {
+    const idsFile = path.join(o.work!, "check-ids.json");
+    fs.writeFileSync(idsFile, JSON.stringify(randomIds(CHECK_TOKENS, vocab, 7)));
+    const logitsOut = path.join(o.work!, `torch-${dtype}.f32`);
+    const args = ["bench", "--model", dir, "--dtype", dtype, "--ids", idsFile, "--logits-out", logitsOut, "--prompt-tokens", String(o.promptTokens), "--decode-tokens", String(o.decodeTokens), "--repeats", String(o.reps), "--train", train ? o.train.map(([b, t]) => `${b}x${t}`).join(",") : "", "--device", o.device === "cpu" ? "cpu" : "cuda"];
+    const { value, peakMb } = await gpu.during(() => runPython(torch.python!, args, log));
+    return { ...value, peak_gpu_mb: peakMb };
+  }
+  if (torch.backend === "reference" && dtype === "float32") {
+    // No transformers here: the project's plain-torch reference on the CPU (speed only; not the PEFT anchor).
+    const threads = os.availableParallelism();
+    const b = torchBench(torch.python!, dir, { promptTokens: o.promptTokens, decodeTokens: o.decodeTokens, repeats: o.reps, threads });
+    const trainResults: Record<string, unknown> = {};
+    if (train) for (const [batch, tokens] of o.train) trainResults[`${batch}x${tokens}`] = { seconds: torchTrainBench(torch.python!, dir, { tokens, batch, rank: 8, targets: ["q_proj", "v_proj"], repeats: o.reps, threads }).step_seconds };
+    return { torch: b.torch, prefill: { tokens_per_second: b.prefill_tokens_per_second }, decode: { tokens_per_second: b.decode_tokens_per_second }, train: trainResults };
+  }
+  return { skipped: torch.backend === "none" ? torch.note : `the reference implementation runs float32 only` };
+}
+
+export async function runDeviceCheck(o: CheckOptions, log: (line: string) => void): Promise<Results> {
+  const started = performance.now();
+  fs.mkdirSync(o.out, { recursive: true });
+  const work = o.work ?? fs.mkdtempSync(path.join(os.tmpdir(), "bdc-device-check-"));
+  const opts: CheckOptions = { ...o, work };
+  const hf = o.python !== undefined ? { python: o.python } : findPython("transformers", "pip install torch transformers peft");
+  const ref = findTorchPython();
+  const torch: Results["torch"] =
+    "python" in hf && spawnSync(hf.python, ["-c", "import peft, transformers, safetensors"]).status === 0
+      ? { backend: "transformers+peft", python: hf.python }
+      : "python" in ref
+        ? { backend: "reference", python: ref.python, note: "transformers/PEFT not installed: PyTorch figures are the project's plain-torch reference on the CPU" }
+        : { backend: "none", note: "no PyTorch here" };
+  const gpu = new GpuMemory();
+  const results: Results = { date: new Date().toISOString(), device: o.device, machine: machineInfo(), torch, shapes: {} };
+  const save = () => {
+    fs.writeFileSync(path.join(o.out, "results.json"), `${JSON.stringify(results, null, 2)}\n`);
+    fs.writeFileSync(path.join(o.out, "table.md"), renderTable(results));
+  };
+  for (const name of o.shapes) {
+    const shape = SHAPES[name]!;
+    const r: ShapeResult = { label: shape.label, ort: {}, torch: {} };
+    results.shapes[name] = r;
+    const left = o.budgetSeconds - (performance.now() - started) / 1000;
+    if (left < shape.seconds) {
+      r.skipped = `not started: ${Math.max(0, left).toFixed(0)} s of the budget left, the shape needs about ${shape.seconds} s`;
+      save();
+      continue;
+    }
+    const step = async (what: string, into: Record<string, unknown>, key: string, fn: () => Promise<unknown>) => {
+      log(`${name}: ${what}`);
+      try {
+        into[key] = await fn();
+      } catch (e) {
+        into[key] = { error: (e as Error).message.split("\n")[0] };
+        log(`${name}: ${what} failed: ${(e as Error).stack ?? String(e)}`);
+      }
+      save();
+    };
+    const dir = path.join(work, `model-${name}`);
+    const holder: Record<string, unknown> = {};
+    await step("checkpoint", holder, "checkpoint", () => ensureCheckpoint(dir, shape, torch, log));
+    r.checkpoint = holder["checkpoint"] as Record<string, unknown>;
+    if ("error" in r.checkpoint) continue;
+    let reference: Float32Array | undefined;
+    if (shape.dtypes.includes("float32")) await step("CPU provider reference logits", holder, "reference", async () => (reference = await cpuReference(dir, work, log)) && { ok: true });
+    for (const dtype of shape.dtypes) await step(`ONNX Runtime ${o.device} ${dtype}`, r.ort, dtype, () => measureInference(dir, opts, dtype, reference, name === "125m" || name === "tiny", gpu, log));
+    if (shape.train) {
+      for (const [batch, tokens] of o.train) {
+        await step(`ONNX Runtime ${o.device} training step ${batch}x${tokens}`, r.ort, `train ${batch}x${tokens}`, async () => {
+          const { value, peakMb } = await gpu.during(() => measureOrtTrainStep(dir, { reps: o.reps, threads: os.availableParallelism(), tokens, batch, device: o.device, cacheDir: path.join(work, "onnx") }, log));
+          return { seconds: value.stepSeconds, tokens_per_second: (batch * tokens) / value.stepSeconds, peak_gpu_mb: peakMb };
+        });
+      }
+    }
+    // PyTorch in the same types, and in bf16: what a PyTorch user would run on this GPU.
+    const torchDtypes: ReadonlyArray<Dtype | "bfloat16"> = [...shape.dtypes, "bfloat16"];
+    for (const dtype of torchDtypes) {
+      await step(`PyTorch ${dtype}`, r.torch, dtype, () => measureTorch(dir, opts, dtype, shape.train ? dtype !== "float16" : dtype === "bfloat16", torch, gpu, log));
+      const t = r.torch[dtype] as { logits?: { file?: string } } | undefined;
+      const mine = (r.ort[dtype] as { logits_file?: string } | undefined)?.logits_file;
+      if (t?.logits?.file !== undefined && mine !== undefined && fs.existsSync(t.logits.file)) {
+        (r.ort[dtype] as Record<string, unknown>)["vs_torch"] = compareLogits(readLogits(mine), readLogits(t.logits.file), readModelConfig(dir).vocabSize);
+        save();
+      }
+    }
+    r.placements = {};
+    const graph = (r.ort[shape.dtypes[0]!] as { graph?: string } | undefined)?.graph;
+    if (graph !== undefined) await step("node placements (inference graph)", r.placements, "inference", () => nodePlacements(graph, o.device));
+    if (shape.train) {
+      const config = readModelConfig(dir);
+      const trainGraph = compiledTrainingGraph(dir, config, { targets: ["q_proj", "v_proj"], layers: Array.from({ length: config.numLayers }, (_, i) => i), dropout: false }, { cacheDir: path.join(work, "onnx") });
+      await step("node placements (training graph)", r.placements, "training", () => nodePlacements(trainGraph, o.device));
+    }
+    // The next shape needs the disk: this one's weights and graphs go.
+    if (o.work === undefined) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(path.join(work, "onnx"), { recursive: true, force: true });
+    }
+  }
+  if (o.work === undefined) fs.rmSync(work, { recursive: true, force: true });
+  save();
+  return results;
+}
+
+function machineInfo(): Record<string, unknown> {
+  const smi = spawnSync("nvidia-smi", ["--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"], { encoding: "utf8", timeout: 10_000 });
+  return { cpus: os.availableParallelism(), cpu: os.cpus()[0]?.model, memory_gb: Math.round(os.totalmem() / 2 ** 30), gpu: smi.status === 0 ? smi.stdout.trim() : undefined, node: process.version };
+}
+
+const n = (v: unknown, digits = 0): string => (typeof v === "number" && Number.isFinite(v) ? v.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "-");
+const ratio = (a: unknown, b: unknown): string => (typeof a === "number" && typeof b === "number" && b > 0 ? `${(a / b).toFixed(2)}x` : "-");
+const get = (o: unknown, ...keys: string[]): unknown => keys.reduce<unknown>((v, k) => (v !== null && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined), o);
+
+/** results.json as the README's table: one row per shape and compute type, ratios to PyTorch. */
+export function renderTable(r: Results): string {
+  const lines = [
+    `Device check, ${r.date.slice(0, 10)}: ONNX Runtime ${r.device} vs PyTorch (${r.torch.backend}${r.torch.note === undefined ? "" : `: ${r.torch.note}`}); machine: ${r.machine["gpu"] ?? "no GPU"}, ${r.machine["cpus"]} CPUs.`,
+    "",
+    "| shape | type | logits vs CPU provider (max abs / rel, top-1) | vs PyTorch | prefill tok/s ORT / PyTorch | decode tok/s ORT / PyTorch (host cache) | peak GPU MB ORT / PyTorch |",
+    "|---|---|---|---|---|---|---|",
+  ];
+  const problems: string[] = [];
+  for (const [name, s] of Object.entries(r.shapes)) {
+    if (s.skipped !== undefined) {
+      lines.push(`| ${name} | - | ${s.skipped} | | | | |`);
+      continue;
+    }
+    for (const [dtype, o] of Object.entries(s.ort)) {
+      if (dtype.startsWith("train")) continue;
+      const t = s.torch[dtype];
+      if (get(o, "error") !== undefined) problems.push(`${name} ${dtype}: ${String(get(o, "error"))}`);
+      const vs = (k: string) => (get(o, k) === undefined ? "-" : `${(get(o, k, "maxAbs") as number).toExponential(1)} / ${(get(o, k, "relative") as number).toExponential(1)}, ${n(100 * (get(o, k, "top1") as number))}%`);
+      const host = get(o, "decode_host_cache_tokens_per_second");
+      lines.push(
+        `| ${name} | ${dtype} | ${vs("vs_cpu_fp32")} | ${vs("vs_torch")} | ${n(get(o, "prefill_tokens_per_second"))} / ${n(get(t, "prefill", "tokens_per_second"))} (${ratio(get(o, "prefill_tokens_per_second"), get(t, "prefill", "tokens_per_second"))}) | ${n(get(o, "decode_tokens_per_second"), 1)} / ${n(get(t, "decode", "tokens_per_second"), 1)} (${ratio(get(o, "decode_tokens_per_second"), get(t, "decode", "tokens_per_second"))})${host === undefined ? "" : `, host cache ${n(host, 1)}`} | ${n(get(o, "peak_gpu_mb"))} / ${n(get(t, "peak_gpu_mb"))} |`,
+      );
+    }
+    const bf16 = s.torch["bfloat16"];
+    if (bf16 !== undefined && get(bf16, "prefill") !== undefined) lines.push(`| ${name} | PyTorch bf16 | | | - / ${n(get(bf16, "prefill", "tokens_per_second"))} | - / ${n(get(bf16, "decode", "tokens_per_second"), 1)} | - / ${n(get(bf16, "peak_gpu_mb"))} |`);
+  }
+  lines.push("", "| shape | training step (r 8 on q,v, AdamW) | ORT fp32 ms | PyTorch fp32 ms | ratio | PyTorch bf16 ms | peak GPU MB ORT |", "|---|---|---|---|---|---|---|");
+  for (const [name, s] of Object.entries(r.shapes)) {
+    for (const [key, o] of Object.entries(s.ort)) {
+      if (!key.startsWith("train")) continue;
+      const bxt = key.slice("train ".length);
+      const t32 = get(s.torch, "float32", "train", bxt, "seconds");
+      const t16 = get(s.torch, "bfloat16", "train", bxt, "seconds");
+      const mine = get(o, "seconds");
+      if (get(o, "error") !== undefined) problems.push(`${name} ${key}: ${String(get(o, "error"))}`);
+      lines.push(`| ${name} | ${bxt} | ${n(typeof mine === "number" ? mine * 1000 : undefined)} | ${n(typeof t32 === "number" ? t32 * 1000 : undefined)} | ${ratio(mine, t32)} | ${n(typeof t16 === "number" ? t16 * 1000 : undefined)} | ${n(get(o, "peak_gpu_mb"))} |`);
+    }
+  }
+  const placements = Object.entries(r.shapes).flatMap(([name, s]) =>
+    Object.entries(s.placements ?? {}).map(([graph, p]) => ("error" in p ? `- ${name} ${graph}: ${p.error}` : `- ${name} ${graph}: ${Object.entries(p.providers).map(([ep, c]) => `${c} nodes on ${ep}`).join(", ")}${Object.keys(p.cpuOps).length === 0 ? "" : `; on the CPU: ${Object.entries(p.cpuOps).map(([op, c]) => `${op} x${c}`).join(", ")}`}`)),
+  );
+  if (placements.length > 0) lines.push("", "Node placements (ONNX Runtime's report):", ...placements);
+  if (problems.length > 0) lines.push("", "Failed phases:", ...problems.map((p) => `- ${p}`));
+  return `${lines.join("\n")}\n`;
+}
+
+async function main(argv: ReadonlyArray<string>): Promise<number> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      out: { type: "string" },
+      shapes: { type: "string" },
+      device: { type: "string", default: "webgpu" },
+      "budget-s": { type: "string", default: "540" },
+      python: { type: "string" },
+      reps: { type: "string", default: "3" },
+      "prompt-tokens": { type: "string", default: "512" },
+      "decode-tokens": { type: "string", default: "128" },
+      train: { type: "string", default: "1x256,4x512" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(`usage: node --import tsx benchmarks/src/device-check.ts [--out DIR] [--shapes ${Object.keys(SHAPES).join(",")}] [--device ${DEVICES.join("|")}] [--budget-s S] [--reps R]\n`);
+    return 0;
+  }
+  const device = values.device as Device;
+  if (!DEVICES.includes(device)) throw new Error(`--device ${values.device}: choose ${DEVICES.join(", ")}`);
+  const shapes = (values.shapes ?? "125m,1b,8b").split(",");
+  for (const s of shapes) if (SHAPES[s] === undefined) throw new Error(`--shapes: "${s}" is not a shape; choose from ${Object.keys(SHAPES).join(", ")}`);
+  const int = (name: string, v: string) => {
+    const x = Number(v);
+    if (!Number.isInteger(x) || x < 1) throw new Error(`--${name} must be a positive integer, got ${v}`);
+    return x;
+  };
+  const out = path.resolve(values.out ?? process.env["OUT"] ?? "device-check");
+  const results = await runDeviceCheck(
+    {
+      out,
+      shapes,
+      device,
+      budgetSeconds: int("budget-s", values["budget-s"]!),
+      reps: int("reps", values.reps!),
+      promptTokens: int("prompt-tokens", values["prompt-tokens"]!),
+      decodeTokens: int("decode-tokens", values["decode-tokens"]!),
+      train: values.train!.split(",").filter((s) => s.length > 0).map((s) => s.split("x").map((v) => int("train", v)) as [number, number]),
+      python: values.python,
+    },
+    (line) => process.stderr.write(`${line}\n`),
+  );
+  process.stdout.write(renderTable(results));
+  process.stderr.write(`results: ${path.join(out, "results.json")}, ${path.join(out, "table.md")}\n`);
+  return 0;
+}
+
+runIfMain(import.meta.url, "device-check", main);
