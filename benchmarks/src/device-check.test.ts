@@ -22,6 +22,10 @@ test("device-check on the tiny shape (CPU): correctness, speeds, training steps,
     assert.ok(fp32.prefill_tokens_per_second > 0 && fp32.decode_tokens_per_second > 0);
     const fp16 = tiny.ort["float16"] as { vs_cpu_fp32: { relative: number; top1: number } };
     assert.ok(fp16.vs_cpu_fp32.relative < 1e-2, `fp16 within 1% of the largest logit: ${fp16.vs_cpu_fp32.relative}`);
+    const adapter = tiny.ort["adapter"] as { vs_cpu_fp32: { maxAbs: number }; adapter_moves_logits_by: number; decode_tokens_per_second: number };
+    assert.equal(adapter.vs_cpu_fp32.maxAbs, 0);
+    assert.ok(adapter.adapter_moves_logits_by > 1e-3, "the adapter changes the logits, so the comparison tests it");
+    assert.ok(adapter.decode_tokens_per_second > 0);
     const step = tiny.ort["train 1x32"] as { seconds: number };
     assert.ok(step.seconds > 0, JSON.stringify(step));
     assert.ok((tiny.placements?.["inference"] as { providers: Record<string, number> }).providers["CPUExecutionProvider"]! > 0);
@@ -30,6 +34,7 @@ test("device-check on the tiny shape (CPU): correctness, speeds, training steps,
     const table = fs.readFileSync(path.join(out, "table.md"), "utf8");
     assert.match(table, /^\| tiny \| float32 \| 0\.0e\+0 \/ 0\.0e\+0, 100% \|/m);
     assert.match(table, /^\| tiny \| 1x32 \| \d/m);
+    assert.match(table, /^\| tiny \| float32 \+ LoRA r8 q,v \| 0\.0e\+0/m);
     assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, "results.json"), "utf8")).shapes.tiny.label, tiny.label);
 
     const tight = await runDeviceCheck({ ...options, budgetSeconds: 1 }, () => {});

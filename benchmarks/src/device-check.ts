@@ -31,7 +31,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { CausalLM, compiledTrainingGraph, readModelConfig, writeTinyCheckpoint, type TinyCheckpointOptions } from "@bdc/lm-local";
+import { CausalLM, compiledTrainingGraph, initLoraAdapter, normalizeLoraConfig, readModelConfig, writeTinyCheckpoint, type LoraAdapter, type TinyCheckpointOptions } from "@bdc/lm-local";
 import { DEVICES, type Device } from "@bdc/onnx-graph";
 import { median, runIfMain } from "./common.ts";
 import { measureOrtTrainStep } from "./lora-train.ts";
@@ -300,6 +300,60 @@ function readLogits(file: string): Float32Array {
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 
+/** A rank-8 adapter on q,v with non-zero B (PEFT's init has B = 0, which would test nothing). */
+function randomAdapter(dir: string): LoraAdapter {
+  const config = readModelConfig(dir);
+  const adapter = initLoraAdapter(config, normalizeLoraConfig({ rank: 8, alpha: 16, rslora: false, dropout: 0, targets: ["q_proj", "v_proj"] }, config), 3);
+  let s = 11;
+  for (const m of adapter.modules.values()) for (let i = 0; i < m.B.length; i++) m.B[i] = ((s = (s * 16807) % 2147483647) / 2147483647 - 0.5) * 0.05;
+  return adapter;
+}
+
+/**
+ * A LoRA adapter on the device: its factors are uploaded once (DeviceUploader) and fed to every
+ * step from GPU memory. Logits against the CPU provider with the same adapter; decode with it.
+ */
+async function measureAdapter(dir: string, o: CheckOptions, gpu: GpuMemory, log: (line: string) => void): Promise<Record<string, unknown>> {
+  const adapter = randomAdapter(dir);
+  const load = (device: Device) => CausalLM.load(dir, { device, threads: os.availableParallelism(), cacheDir: path.join(o.work!, "onnx"), lora: { targets: ["q_proj", "v_proj"] }, onProgress: log });
+  const logitsOn = async (lm: CausalLM) => {
+    const ids = randomIds(CHECK_TOKENS, lm.config.vocabSize, 7);
+    const r = await lm.forward({ ids: [ids], logitsAt: ids.map((_, i) => i), adapter });
+    lm.releaseCache(r.cache);
+    return r.logits;
+  };
+  const cpu = await load("cpu");
+  let want: Float32Array;
+  let base: Float32Array;
+  try {
+    want = await logitsOn(cpu);
+    const ids = randomIds(CHECK_TOKENS, cpu.config.vocabSize, 7);
+    base = (await cpu.forward({ ids: [ids], logitsAt: ids.map((_, i) => i) })).logits;
+  } finally {
+    await cpu.dispose();
+  }
+  const { value, peakMb } = await gpu.during(async () => {
+    const lm = await load(o.device);
+    try {
+      const got = await logitsOn(lm);
+      const prompt = randomIds(32, lm.config.vocabSize, 1);
+      const times: number[] = [];
+      for (let r = 0; r < o.reps; r++) {
+        let step = await lm.forward({ ids: [prompt], adapter });
+        const t = performance.now();
+        for (let i = 0; i < o.decodeTokens; i++) step = await lm.forward({ ids: [[argmaxOf(step.logits)]], past: step.cache, adapter });
+        times.push((performance.now() - t) / 1000);
+        lm.releaseCache(step.cache);
+      }
+      return { got, decode: o.decodeTokens / median(times) };
+    } finally {
+      await lm.dispose();
+    }
+  });
+  const vocab = readModelConfig(dir).vocabSize;
+  return { vs_cpu_fp32: compareLogits(value.got, want, vocab), adapter_moves_logits_by: compareLogits(want, base, vocab).maxAbs, decode_tokens_per_second: value.decode, peak_gpu_mb: peakMb };
+}
+
 /** The CPU provider's fp32 logits of the check tokens: what the device is compared with. */
 async function cpuReference(dir: string, work: string, log: (line: string) => void): Promise<Float32Array> {
   const lm = await CausalLM.load(dir, { device: "cpu", threads: os.availableParallelism(), cacheDir: path.join(work, "onnx"), onProgress: log });
@@ -378,7 +432,9 @@ export async function runDeviceCheck(o: CheckOptions, log: (line: string) => voi
     if ("error" in r.checkpoint) continue;
     let reference: Float32Array | undefined;
     if (shape.dtypes.includes("float32")) await step("CPU provider reference logits", holder, "reference", async () => (reference = await cpuReference(dir, work, log)) && { ok: true });
-    for (const dtype of shape.dtypes) await step(`ONNX Runtime ${o.device} ${dtype}`, r.ort, dtype, () => measureInference(dir, opts, dtype, reference, name === "125m" || name === "tiny", gpu, log));
+    const small = name === "125m" || name === "tiny";
+    for (const dtype of shape.dtypes) await step(`ONNX Runtime ${o.device} ${dtype}`, r.ort, dtype, () => measureInference(dir, opts, dtype, reference, small, gpu, log));
+    if (small) await step(`ONNX Runtime ${o.device} with a LoRA adapter (factors uploaded once)`, r.ort, "adapter", () => measureAdapter(dir, opts, gpu, log));
     if (shape.train) {
       for (const [batch, tokens] of o.train) {
         await step(`ONNX Runtime ${o.device} training step ${batch}x${tokens}`, r.ort, `train ${batch}x${tokens}`, async () => {
@@ -447,7 +503,7 @@ export function renderTable(r: Results): string {
       const vs = (k: string) => (get(o, k) === undefined ? "-" : `${(get(o, k, "maxAbs") as number).toExponential(1)} / ${(get(o, k, "relative") as number).toExponential(1)}, ${n(100 * (get(o, k, "top1") as number))}%`);
       const host = get(o, "decode_host_cache_tokens_per_second");
       lines.push(
-        `| ${name} | ${dtype} | ${vs("vs_cpu_fp32")} | ${vs("vs_torch")} | ${n(get(o, "prefill_tokens_per_second"))} / ${n(get(t, "prefill", "tokens_per_second"))} (${ratio(get(o, "prefill_tokens_per_second"), get(t, "prefill", "tokens_per_second"))}) | ${n(get(o, "decode_tokens_per_second"), 1)} / ${n(get(t, "decode", "tokens_per_second"), 1)} (${ratio(get(o, "decode_tokens_per_second"), get(t, "decode", "tokens_per_second"))})${host === undefined ? "" : `, host cache ${n(host, 1)}`} | ${n(get(o, "peak_gpu_mb"))} / ${n(get(t, "peak_gpu_mb"))} |`,
+        `| ${name} | ${dtype === "adapter" ? "float32 + LoRA r8 q,v" : dtype} | ${vs("vs_cpu_fp32")} | ${vs("vs_torch")} | ${n(get(o, "prefill_tokens_per_second"))} / ${n(get(t, "prefill", "tokens_per_second"))} (${ratio(get(o, "prefill_tokens_per_second"), get(t, "prefill", "tokens_per_second"))}) | ${n(get(o, "decode_tokens_per_second"), 1)} / ${n(get(t, "decode", "tokens_per_second"), 1)} (${ratio(get(o, "decode_tokens_per_second"), get(t, "decode", "tokens_per_second"))})${host === undefined ? "" : `, host cache ${n(host, 1)}`} | ${n(get(o, "peak_gpu_mb"))} / ${n(get(t, "peak_gpu_mb"))} |`,
       );
     }
     const bf16 = s.torch["bfloat16"];

@@ -108,6 +108,20 @@ test("a plain adapter runs through the gated graph as through the reference (gat
   assert.ok(maxAbsDiff(await graphLogits(undefined), referenceLogits(undefined)) < 1e-5);
 });
 
+test("factors uploaded once per adapter or stack (the WebGPU path, here copies on the CPU) give the same logits as factors fed from the host", async () => {
+  const uploading = await CausalLM.load(dir, { threads: 1, cacheDir: path.join(root, "onnx"), lora: { targets: ["q_proj", "v_proj", "down_proj"], layers: [0, 1], gates: true }, uploadAdapters: true });
+  try {
+    const stack = stackExperts([expert(4), expert(5)].map((adapter, k) => ({ name: `e${k}`, adapter })), model);
+    const plain = expert(9);
+    for (const adapter of [undefined, plain, { stack, gates: uniformGates(stack), scale: compositionScale(stack, "mean") }, plain]) {
+      const got = (await uploading.forward({ ids: [IDS], logitsAt: IDS.map((_, i) => i), adapter })).logits;
+      assert.equal(maxAbsDiff(got, await graphLogits(adapter)), 0);
+    }
+  } finally {
+    await uploading.dispose();
+  }
+});
+
 test("experts of different ranks, scales or modules are refused, naming the expert and what differs", () => {
   const named = (adapter: LoraAdapter, name: string) => ({ name, adapter });
   assert.throws(() => stackExperts([named(expert(1), "a"), named(expert(2, 8, 16), "b")], model), (e: Error & { code?: string }) => e.code === "BDC_EXPERTS_MISMATCH" && /expert b does not match expert a: rank 8 vs 4/.test(e.message));

@@ -14,7 +14,7 @@ import { isComposition, type Composition, type ExpertStack } from "../lora/compo
 import { readPeftAdapter } from "../lora/peft.ts";
 import { buildLlamaGraph, inputNames, MASKED } from "./llama-graph.ts";
 import { LORA_SCALE_INPUT, loraInputNames, slotLayers, type LoraSlots } from "./lora-slots.ts";
-import { CacheLease, prefix, regrow, ResidentTensors, type CacheArray, type KvCache, type ResidentKvCache } from "./kv-cache.ts";
+import { CacheLease, prefix, regrow, ResidentTensors, type CacheArray, type CacheOwner, type KvCache, type ResidentKvCache } from "./kv-cache.ts";
 
 export interface LoadOptions {
   readonly device?: Device | undefined;
@@ -30,6 +30,12 @@ export interface LoadOptions {
    * the resident path against the host one.
    */
   readonly kvCache?: "host" | "resident" | undefined;
+  /**
+   * Copy each adapter's (or stack of experts') LoRA factors into the device's memory once, rather
+   * than feeding them from the host every call (default: on WebGPU). On the CPU the copy exists
+   * to test this path.
+   */
+  readonly uploadAdapters?: boolean | undefined;
   /** LoRA slots to build into the graph; any adapter whose modules they cover is then given per call. */
   readonly lora?: LoraSlots | undefined;
   /** A PEFT LoRA adapter folder: its modules become the slots, and it is used by calls that bring no adapter. */
@@ -119,7 +125,7 @@ export class CausalLM {
     const present = Array.from({ length: config.numLayers }, (_, i) => [inputNames.presentKey(i), inputNames.presentValue(i)]).flat();
     const session = await openSession(modelPath, { device, deviceId: options.deviceId, threads: options.threads, outputsOnDevice: kvCache === "resident" ? present : undefined });
     const lm = new CausalLM(dir, config, tokenizer, session, { ...options, kvCache }, modelPath, graphOptions.lora);
-    if (device === "webgpu") lm.uploader = new DeviceUploader({ device, threads: 1 });
+    if (options.uploadAdapters ?? device === "webgpu") lm.uploader = new DeviceUploader({ device, threads: 1 });
     lm.defaultAdapter = adapter;
     return lm;
   }
@@ -232,7 +238,7 @@ export class CausalLM {
     if (this.kvCache === "resident") {
       const dims = [batch, 0, this.config.numKvHeads, this.config.headDim];
       const layers = Array.from({ length: this.config.numLayers }, () => this.floatTensor(this.cacheArray(0), dims));
-      return this.residentCache(batch, 0, new ResidentTensors(layers, layers));
+      return this.residentCache(batch, 0, new ResidentTensors(layers, layers, this.owner));
     }
     const layers = Array.from({ length: this.config.numLayers }, () => this.cacheArray(0));
     return { kind: "host", batch, length: 0, capacity: 0, keys: layers, values: layers };
@@ -282,9 +288,11 @@ export class CausalLM {
       ...(await this.loraFeeds(request.adapter ?? this.defaultAdapter, batch)),
     };
     const L = this.config.numLayers;
-    // Only what the caller uses leaves the session: logits, the cache's new part or handle, hidden if asked.
-    const fetches = ["logits", ...(request.hidden === true ? ["hidden"] : [])];
     if (past.kind === "resident") {
+      // Always the same outputs, in graph order (see llama-graph's outputRank): onnxruntime-node's
+      // IO binding keeps outputs bound from one run to the next. Hidden states come to the host
+      // every call (a row per token: small next to the run).
+      const fetches = ["logits", "hidden"];
       const pastTensors = past.lease.take();
       try {
         const { keys, values } = pastTensors.get();
@@ -297,12 +305,15 @@ export class CausalLM {
         const present = new ResidentTensors(
           Array.from({ length: L }, (_, i) => out[inputNames.presentKey(i)]!),
           Array.from({ length: L }, (_, i) => out[inputNames.presentValue(i)]!),
+          this.owner,
         );
-        return { logits: out["logits"]!.data as Float32Array, hidden: out["hidden"]?.data as Float32Array | undefined, cache: this.residentCache(batch, total, present) };
+        return { logits: out["logits"]!.data as Float32Array, hidden: request.hidden === true ? (out["hidden"]!.data as Float32Array) : undefined, cache: this.residentCache(batch, total, present) };
       } finally {
         pastTensors.release();
       }
     }
+    // Only what the caller uses leaves the session: logits, the cache's new rows, hidden states if asked.
+    const fetches = ["logits", ...(request.hidden === true ? ["hidden"] : [])];
     const rowSize = this.config.numKvHeads * this.config.headDim;
     const pastDims = [batch, past.length, this.config.numKvHeads, this.config.headDim];
     for (let i = 0; i < L; i++) {
@@ -324,6 +335,7 @@ export class CausalLM {
   }
 
   private readonly liveCaches = new Set<WeakRef<ResidentTensors>>();
+  private readonly owner: CacheOwner = { alive: true };
 
   private residentCache(batch: number, length: number, tensors: ResidentTensors): ResidentKvCache {
     this.liveCaches.add(new WeakRef(tensors));
@@ -340,6 +352,7 @@ export class CausalLM {
     // Device memory first, while the session's GPU context is alive: caches still held, uploads.
     for (const r of this.liveCaches) r.deref()?.releaseAll();
     this.liveCaches.clear();
+    this.owner.alive = false;
     await this.uploader?.dispose();
     await this.session.release();
   }

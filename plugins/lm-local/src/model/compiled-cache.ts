@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { writeModel, type Graph } from "@bdc/onnx-graph";
 
 /** Bumped whenever the graph a checkpoint turns into changes. */
-export const GRAPH_VERSION = 7;
+export const GRAPH_VERSION = 8;
 
 /** A key of a folder's files as they are now (names, sizes, mtimes): changes when any is rewritten. */
 export function filesKey(dir: string, include: (file: string) => boolean = () => true): string {

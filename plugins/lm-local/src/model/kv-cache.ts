@@ -32,18 +32,26 @@ export interface ResidentKvCache {
   readonly lease: CacheLease;
 }
 
+/** Whether the session that made a cache's tensors is open: a GPU buffer freed after it closed would crash ORT. */
+export interface CacheOwner {
+  alive: boolean;
+}
+
 /**
  * Device tensors shared by the handles (forks) of one cache: freed when the last handle is
- * consumed or released, or, for handles that were dropped, when they are garbage collected.
+ * consumed or released, or, for handles that were dropped, when they are garbage collected
+ * (while their session is open; after, the session's release took the device memory with it).
  */
 export class ResidentTensors {
-  private static readonly finalizer = new FinalizationRegistry<ReadonlyArray<ort.Tensor>>((tensors) => tensors.forEach((t) => t.dispose()));
+  private static readonly finalizer = new FinalizationRegistry<{ tensors: ReadonlyArray<ort.Tensor>; owner: CacheOwner }>(({ tensors, owner }) => {
+    if (owner.alive) tensors.forEach((t) => t.dispose());
+  });
   private refs = 1;
   private tensors: { keys: ReadonlyArray<ort.Tensor>; values: ReadonlyArray<ort.Tensor> } | undefined;
 
-  constructor(keys: ReadonlyArray<ort.Tensor>, values: ReadonlyArray<ort.Tensor>) {
+  constructor(keys: ReadonlyArray<ort.Tensor>, values: ReadonlyArray<ort.Tensor>, owner: CacheOwner) {
     this.tensors = { keys, values };
-    ResidentTensors.finalizer.register(this, [...keys, ...values], this);
+    ResidentTensors.finalizer.register(this, { tensors: [...keys, ...values], owner }, this);
   }
 
   get(): { keys: ReadonlyArray<ort.Tensor>; values: ReadonlyArray<ort.Tensor> } {

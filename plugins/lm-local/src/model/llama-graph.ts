@@ -96,7 +96,22 @@ export function buildLlamaGraph(config: ModelConfig, weights: CheckpointWeights,
   const picked = g.gather(hidden, logitsIndex, 1);
   const logits = g.matMul(picked, lmHead);
   g.output(dtype === "float32" ? logits : g.cast(logits, "float32"), "logits");
-  return g.build();
+  const graph = g.build();
+  return { ...graph, outputs: [...graph.outputs].sort((a, b) => outputRank(a.name) - outputRank(b.name)) };
+}
+
+/**
+ * Outputs in a fixed order: logits, hidden, then the present cache, then the new rows. A
+ * resident-cache run fetches exactly the first 2 + 2L of them, so their positions among the
+ * fetched outputs equal their positions in the graph (onnxruntime-node's IO-binding path has
+ * looked output locations up by the position among the fetched ones in some versions).
+ */
+function outputRank(name: string): number {
+  if (name === "logits") return 0;
+  if (name === "hidden") return 1;
+  const m = /^(present|new)_(key|value)\.(\d+)$/.exec(name);
+  if (m === null) return Number.MAX_SAFE_INTEGER;
+  return (m[1] === "present" ? 2 : 1e6) + 2 * Number(m[3]) + (m[2] === "value" ? 1 : 0);
 }
 
 export interface DecoderOptions extends LlamaGraphOptions {

@@ -13,6 +13,7 @@ import { writeTinyCheckpoint, type TinyCheckpointOptions } from "../checkpoint/m
 import { logSoftmax, referenceForward } from "../checkpoint/reference-forward.ts";
 import { openCheckpointWeights, writeSafetensors } from "../checkpoint/safetensors.ts";
 import { BdcError } from "@bdc/core";
+import { openSession } from "@bdc/onnx-graph";
 import { CausalLM } from "./causal-lm.ts";
 import { embedTexts } from "./embed.ts";
 import { generate } from "./generate.ts";
@@ -111,6 +112,11 @@ test("a resident cache (the WebGPU path, here on the CPU provider) gives the hos
     const resident = await tiny(name, options, { dtype, kvCache: "resident" });
     try {
       assert.equal(resident.kvCache, "resident");
+      // The resident fetch set is the graph's first outputs, in this order (see llama-graph's outputRank).
+      const session = await openSession(resident.modelPath, { device: "cpu", threads: 1 });
+      const L = resident.config.numLayers;
+      assert.deepEqual(session.outputNames.slice(0, 2 + 2 * L), ["logits", "hidden", ...Array.from({ length: L }, (_, i) => [`present_key.${i}`, `present_value.${i}`]).flat()]);
+      await session.release();
       const V = host.config.vocabSize;
       const rows = [IDS.slice(0, 4), IDS.slice(4, 8)];
       let h = await host.forward({ ids: rows });
