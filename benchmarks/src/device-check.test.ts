@@ -28,8 +28,9 @@ test("device-check on the tiny shape (CPU): correctness, speeds, training steps,
     assert.ok(adapter.decode_tokens_per_second > 0);
     const step = tiny.ort["train 1x32"] as { seconds: number };
     assert.ok(step.seconds > 0, JSON.stringify(step));
-    assert.ok((tiny.placements?.["inference"] as { providers: Record<string, number> }).providers["CPUExecutionProvider"]! > 0);
-    assert.ok((tiny.placements?.["training"] as { providers: Record<string, number> }).providers["CPUExecutionProvider"]! > 0);
+    assert.ok((tiny.placements?.["inference float32"] as { providers: Record<string, number> }).providers["CPUExecutionProvider"]! > 0);
+    assert.ok((tiny.placements?.["inference float16"] as { providers: Record<string, number> }).providers["CPUExecutionProvider"]! > 0);
+    assert.ok((tiny.placements?.["training float32"] as { providers: Record<string, number> }).providers["CPUExecutionProvider"]! > 0);
     if (results.torch.backend !== "none") assert.ok(typeof (tiny.torch["float32"] as { prefill?: { tokens_per_second: number } }).prefill?.tokens_per_second === "number", JSON.stringify(tiny.torch));
     const table = fs.readFileSync(path.join(out, "table.md"), "utf8");
     assert.match(table, /^\| tiny \| float32 \| 0\.0e\+0 \/ 0\.0e\+0, 100% \|/m);

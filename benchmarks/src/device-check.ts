@@ -167,7 +167,7 @@ class GpuMemory {
 }
 
 /** The shape's checkpoint: PyTorch's random init where transformers is there (fast on the GPU), else ours. */
-async function ensureCheckpoint(dir: string, shape: Shape, torch: Results["torch"], log: (line: string) => void): Promise<Record<string, unknown>> {
+async function ensureCheckpoint(dir: string, shape: Shape, torch: Results["torch"], device: Device, log: (line: string) => void): Promise<Record<string, unknown>> {
   if (fs.existsSync(path.join(dir, "config.json"))) return { reused: dir };
   const t0 = performance.now();
   if (torch.backend === "transformers+peft" && shape.stored === "bfloat16") {
@@ -184,7 +184,7 @@ async function ensureCheckpoint(dir: string, shape: Shape, torch: Results["torch
       ...(rope === undefined ? {} : { rope_scaling: { rope_type: "llama3", factor: rope.factor, low_freq_factor: rope.lowFreqFactor, high_freq_factor: rope.highFreqFactor, original_max_position_embeddings: rope.originalMaxPositions } }),
     };
     log(`making the checkpoint with PyTorch (${shape.label}, bf16)`);
-    const made = await runPython(torch.python!, ["make", "--config", JSON.stringify(config), "--out", dir, "--dtype", "bfloat16", "--device", "cuda"], log);
+    const made = await runPython(torch.python!, ["make", "--config", JSON.stringify(config), "--out", dir, "--dtype", "bfloat16", "--device", device === "cpu" ? "cpu" : "cuda"], log);
     for (const f of fs.readdirSync(tok)) if (f.startsWith("tokenizer") || f === "special_tokens_map.json") fs.copyFileSync(path.join(tok, f), path.join(dir, f));
     fs.rmSync(tok, { recursive: true, force: true });
     return { by: "pytorch", ...made, seconds: (performance.now() - t0) / 1000 };
@@ -427,7 +427,7 @@ export async function runDeviceCheck(o: CheckOptions, log: (line: string) => voi
     };
     const dir = path.join(work, `model-${name}`);
     const holder: Record<string, unknown> = {};
-    await step("checkpoint", holder, "checkpoint", () => ensureCheckpoint(dir, shape, torch, log));
+    await step("checkpoint", holder, "checkpoint", () => ensureCheckpoint(dir, shape, torch, o.device, log));
     r.checkpoint = holder["checkpoint"] as Record<string, unknown>;
     if ("error" in r.checkpoint) continue;
     let reference: Float32Array | undefined;
@@ -455,12 +455,14 @@ export async function runDeviceCheck(o: CheckOptions, log: (line: string) => voi
       }
     }
     r.placements = {};
-    const graph = (r.ort[shape.dtypes[0]!] as { graph?: string } | undefined)?.graph;
-    if (graph !== undefined) await step("node placements (inference graph)", r.placements, "inference", () => nodePlacements(graph, o.device));
+    for (const dtype of shape.dtypes) {
+      const graph = (r.ort[dtype] as { graph?: string } | undefined)?.graph;
+      if (graph !== undefined) await step(`node placements (${dtype} inference graph)`, r.placements, `inference ${dtype}`, () => nodePlacements(graph, o.device));
+    }
     if (shape.train) {
       const config = readModelConfig(dir);
       const trainGraph = compiledTrainingGraph(dir, config, { targets: ["q_proj", "v_proj"], layers: Array.from({ length: config.numLayers }, (_, i) => i), dropout: false }, { cacheDir: path.join(work, "onnx") });
-      await step("node placements (training graph)", r.placements, "training", () => nodePlacements(trainGraph, o.device));
+      await step("node placements (float32 training graph)", r.placements, "training float32", () => nodePlacements(trainGraph, o.device));
     }
     // The next shape needs the disk: this one's weights and graphs go.
     if (o.work === undefined) {

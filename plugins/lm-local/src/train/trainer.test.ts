@@ -23,7 +23,7 @@ import { scoreTokens } from "../model/score.ts";
 import { epochSteps } from "./batching.ts";
 import { diskIo, type CheckpointIo } from "./checkpoints.ts";
 import { loadTrainingData } from "./data.ts";
-import { TRAIN_DEFAULTS, trainLora, type TrainArgs } from "./trainer.ts";
+import { dropoutOnDeviceWarning, TRAIN_DEFAULTS, trainLora, type TrainArgs } from "./trainer.ts";
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), "bdc-trainer-"));
 after(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -180,4 +180,9 @@ test("bad arguments: unknown targets, layers out of range, an init adapter of an
   assert.ok(readPeftAdapter(init, config).modules.get(moduleKey(0, "q_proj"))!.A.length > 0);
   await assert.rejects(trainLora(args({ model: dir, data, out: path.join(root, "ok-init"), init, rank: 4, alpha: 8, maxSteps: 1, lr: 5e-4 })), (e: unknown) => e instanceof BdcError && e.code === "BDC_RESUME_MISMATCH" && /lr was 0\.001, now 0\.0005/.test(e.message));
   await assert.rejects(trainLora(args({ model: dir, data, out: path.join(root, "bad4"), batch: 0 })), (e: unknown) => e instanceof BdcError && /batch must be a positive integer/.test(e.message));
+});
+
+test("on a GPU, dropout's host-drawn masks are announced with their size per micro-batch", () => {
+  const line = dropoutOnDeviceWarning([{ inDim: 2048 }, { inDim: 2048 }], 4, 512, "webgpu");
+  assert.equal(line, "note: with dropout > 0 the LoRA dropout masks are drawn on the host and sent to webgpu with every micro-batch (up to 32 MB, 8M random draws); dropout 0 (--dropout 0) keeps a step on the GPU");
 });

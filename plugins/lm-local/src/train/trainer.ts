@@ -182,6 +182,16 @@ export function checkTrainArgs(a: TrainArgs): void {
   for (const b of a.betas) if (!(b >= 0 && b < 1)) throw fail(`betas must be in [0, 1), got ${a.betas.join(", ")}`);
 }
 
+/**
+ * LoRA dropout masks are drawn in JS (bit-identical to the CPU path and to the PyTorch parity
+ * check) and fed with every micro-batch: on a GPU that is host work and an upload proportional to
+ * the activations, which the user should know before a long run.
+ */
+export function dropoutOnDeviceWarning(slots: ReadonlyArray<{ readonly inDim: number }>, microBatch: number, maxLength: number, device: Device): string {
+  const values = slots.reduce((n, s) => n + s.inDim, 0) * microBatch * maxLength;
+  return `note: with dropout > 0 the LoRA dropout masks are drawn on the host and sent to ${device} with every micro-batch (up to ${(values * 4 / 2 ** 20).toFixed(0)} MB, ${(values / 1e6).toFixed(0)}M random draws); dropout 0 (--dropout 0) keeps a step on the GPU`;
+}
+
 /** The arguments that decide the result (threads and cadence of saves do not). */
 function resultArgs(a: TrainArgs, model: ModelConfig, lora: LoraConfig): Record<string, unknown> {
   return {
@@ -297,6 +307,7 @@ export async function trainLora(args: TrainArgs, hooks: TrainHooks = {}): Promis
     const dims = projectionDims(model);
     const slotList: Slot[] = lora.layers.flatMap((layer) => lora.targets.map((target) => ({ layer, target, inDim: dims[target][0], outDim: dims[target][1] })));
     const trainable = trainableInputs(model, slots);
+    if (slots.dropout === true && placement.device !== "cpu") log(dropoutOnDeviceWarning(slotList, args.microBatch, args.maxLength, placement.device));
     const params = new Map<string, Float32Array>();
     for (const s of slotList) {
       const m = adapter.modules.get(moduleKey(s.layer, s.target))!;
