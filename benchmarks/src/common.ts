@@ -110,3 +110,16 @@ export function runIfMain(moduleUrl: string, name: string, main: (argv: Readonly
     },
   );
 }
+
+/** Token ids from a fixed LCG: the same prompt on every side of a comparison. */
+export function randomIds(n: number, vocab: number, seed: number): number[] {
+  let s = seed;
+  return Array.from({ length: n }, () => (s = (s * 1103515245 + 12345) % 2 ** 31) % vocab);
+}
+
+/** The index of the largest of `n` values from `from` (a row of logits), relative to `from`. */
+export function argmaxOf(row: Float32Array, from = 0, n = row.length): number {
+  let best = from;
+  for (let i = from + 1; i < from + n; i++) if (row[i]! > row[best]!) best = i;
+  return best - from;
+}

@@ -26,19 +26,21 @@
  *   --python PY           the interpreter with torch + transformers + peft (default: found)
  *   --reps 3              repetitions of each timing (medians)
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { CausalLM, compiledTrainingGraph, initLoraAdapter, normalizeLoraConfig, readModelConfig, writeTinyCheckpoint, type LoraAdapter, type TinyCheckpointOptions } from "@bdc/lm-local";
 import { DEVICES, type Device } from "@bdc/onnx-graph";
-import { median, runIfMain } from "./common.ts";
+import { argmaxOf, median, randomIds, runIfMain } from "./common.ts";
 import { measureOrtTrainStep } from "./lora-train.ts";
-import { nodePlacements, type Placement } from "./ort-placements.ts";
-import { findPython, findTorchPython, torchBench, torchTrainBench } from "./torch-reference.ts";
+import { renderTable, type Results, type ShapeResult } from "./device-check-table.ts";
+import { GpuMemory } from "./gpu-memory.ts";
+import { nodePlacements } from "./ort-placements.ts";
+import { CHECK_TOKENS, findTorch, measureTorch, runPython } from "./device-check-torch.ts";
 
-type Dtype = "float32" | "float16";
+export type Dtype = "float32" | "float16";
 
 interface Shape {
   readonly label: string;
@@ -90,81 +92,7 @@ export interface CheckOptions {
   readonly work?: string | undefined;
 }
 
-const CHECK_TOKENS = 64;
 
-/** Everything measured, as written to results.json. */
-interface Results {
-  date: string;
-  device: Device;
-  machine: Record<string, unknown>;
-  torch: { backend: "transformers+peft" | "reference" | "none"; python?: string; note?: string };
-  shapes: Record<string, ShapeResult>;
-}
-
-interface ShapeResult {
-  label: string;
-  skipped?: string;
-  checkpoint?: Record<string, unknown>;
-  ort: Record<string, Record<string, unknown>>;
-  torch: Record<string, unknown>;
-  placements?: Record<string, Placement | { error: string }>;
-}
-
-function randomIds(n: number, vocab: number, seed: number): number[] {
-  let s = seed;
-  return Array.from({ length: n }, () => (s = (s * 1103515245 + 12345) % 2 ** 31) % vocab);
-}
-
-function argmaxOf(row: Float32Array, from = 0, n = row.length): number {
-  let best = from;
-  for (let i = from + 1; i < from + n; i++) if (row[i]! > row[best]!) best = i;
-  return best - from;
-}
-
-/** GPU memory in use (MiB, all processes), polled from nvidia-smi: undefined where there is none. */
-class GpuMemory {
-  private peak = 0;
-  private timer: NodeJS.Timeout | undefined;
-  readonly available: boolean;
-  readonly idle: number;
-
-  constructor() {
-    this.idle = GpuMemory.read() ?? 0;
-    this.available = GpuMemory.read() !== undefined;
-  }
-
-  static read(): number | undefined {
-    const r = spawnSync("nvidia-smi", ["--query-gpu=memory.used", "--format=csv,noheader,nounits"], { encoding: "utf8", timeout: 10_000 });
-    if (r.status !== 0 || typeof r.stdout !== "string") return undefined;
-    const v = Number(r.stdout.trim().split("\n")[0]);
-    return Number.isFinite(v) ? v : undefined;
-  }
-
-  /** Polls during `fn` (asynchronously: the work runs meanwhile) and returns the peak above idle. */
-  async during<T>(fn: () => Promise<T>): Promise<{ value: T; peakMb: number | undefined }> {
-    if (!this.available) return { value: await fn(), peakMb: undefined };
-    this.peak = 0;
-    const poll = () => {
-      const child = spawn("nvidia-smi", ["--query-gpu=memory.used", "--format=csv,noheader,nounits"], { stdio: ["ignore", "pipe", "ignore"] });
-      let text = "";
-      child.stdout.setEncoding("utf8").on("data", (t: string) => void (text += t));
-      child.on("close", () => {
-        const v = Number(text.trim().split("\n")[0]);
-        if (Number.isFinite(v)) this.peak = Math.max(this.peak, v);
-      });
-    };
-    poll();
-    this.timer = setInterval(poll, 200);
-    try {
-      const value = await fn();
-      poll();
-      await new Promise((r) => setTimeout(r, 300));
-      return { value, peakMb: Math.max(0, this.peak - this.idle) };
-    } finally {
-      clearInterval(this.timer);
-    }
-  }
-}
 
 /** The shape's checkpoint: PyTorch's random init where transformers is there (fast on the GPU), else ours. */
 async function ensureCheckpoint(dir: string, shape: Shape, torch: Results["torch"], device: Device, log: (line: string) => void): Promise<Record<string, unknown>> {
@@ -192,26 +120,6 @@ async function ensureCheckpoint(dir: string, shape: Shape, torch: Results["torch
   log(`writing the checkpoint (${shape.label}, ${shape.stored})`);
   writeTinyCheckpoint(dir, { ...shape.options, dtype: shape.stored });
   return { by: "writeTinyCheckpoint", seconds: (performance.now() - t0) / 1000 };
-}
-
-function runPython(python: string, args: ReadonlyArray<string>, log: (line: string) => void, timeoutMs = 900_000): Promise<Record<string, unknown>> {
-  const script = path.resolve(import.meta.dirname, "../python/device_check_torch.py");
-  return new Promise((resolve, reject) => {
-    const child = spawn(python, [script, ...args], { stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs, env: { ...process.env, OMP_WAIT_POLICY: "PASSIVE" } });
-    let out = "";
-    let err = "";
-    child.stdout.setEncoding("utf8").on("data", (t: string) => void (out += t));
-    child.stderr.setEncoding("utf8").on("data", (t: string) => void (err += t));
-    child.on("error", reject);
-    child.on("close", (code) => {
-      const last = out.trim().split("\n").pop() ?? "";
-      if (code === 0 && last.startsWith("{")) resolve(JSON.parse(last) as Record<string, unknown>);
-      else {
-        log(err.trim().split("\n").slice(-5).join("\n"));
-        reject(new Error(`device_check_torch ${args[0]} exited ${code}: ${err.trim().split("\n").pop() ?? ""}`));
-      }
-    });
-  });
 }
 
 function compareLogits(got: Float32Array, want: Float32Array, vocab: number): { maxAbs: number; relative: number; top1: number } {
@@ -365,40 +273,12 @@ async function cpuReference(dir: string, work: string, log: (line: string) => vo
   }
 }
 
-async function measureTorch(dir: string, o: CheckOptions, dtype: Dtype | "bfloat16", train: boolean, torch: Results["torch"], gpu: GpuMemory, log: (line: string) => void): Promise<Record<string, unknown>> {
-  const vocab = readModelConfig(dir).vocabSize;
-  if (torch.backend === "transformers+peft") {
-    const idsFile = path.join(o.work!, "check-ids.json");
-    fs.writeFileSync(idsFile, JSON.stringify(randomIds(CHECK_TOKENS, vocab, 7)));
-    const logitsOut = path.join(o.work!, `torch-${dtype}.f32`);
-    const args = ["bench", "--model", dir, "--dtype", dtype, "--ids", idsFile, "--logits-out", logitsOut, "--prompt-tokens", String(o.promptTokens), "--decode-tokens", String(o.decodeTokens), "--repeats", String(o.reps), "--train", train ? o.train.map(([b, t]) => `${b}x${t}`).join(",") : "", "--device", o.device === "cpu" ? "cpu" : "cuda"];
-    const { value, peakMb } = await gpu.during(() => runPython(torch.python!, args, log));
-    return { ...value, peak_gpu_mb: peakMb };
-  }
-  if (torch.backend === "reference" && dtype === "float32") {
-    // No transformers here: the project's plain-torch reference on the CPU (speed only; not the PEFT anchor).
-    const threads = os.availableParallelism();
-    const b = torchBench(torch.python!, dir, { promptTokens: o.promptTokens, decodeTokens: o.decodeTokens, repeats: o.reps, threads });
-    const trainResults: Record<string, unknown> = {};
-    if (train) for (const [batch, tokens] of o.train) trainResults[`${batch}x${tokens}`] = { seconds: torchTrainBench(torch.python!, dir, { tokens, batch, rank: 8, targets: ["q_proj", "v_proj"], repeats: o.reps, threads }).step_seconds };
-    return { torch: b.torch, prefill: { tokens_per_second: b.prefill_tokens_per_second }, decode: { tokens_per_second: b.decode_tokens_per_second }, train: trainResults };
-  }
-  return { skipped: torch.backend === "none" ? torch.note : `the reference implementation runs float32 only` };
-}
-
 export async function runDeviceCheck(o: CheckOptions, log: (line: string) => void): Promise<Results> {
   const started = performance.now();
   fs.mkdirSync(o.out, { recursive: true });
   const work = o.work ?? fs.mkdtempSync(path.join(os.tmpdir(), "bdc-device-check-"));
   const opts: CheckOptions = { ...o, work };
-  const hf = o.python !== undefined ? { python: o.python } : findPython("transformers", "pip install torch transformers peft");
-  const ref = findTorchPython();
-  const torch: Results["torch"] =
-    "python" in hf && spawnSync(hf.python, ["-c", "import peft, transformers, safetensors"]).status === 0
-      ? { backend: "transformers+peft", python: hf.python }
-      : "python" in ref
-        ? { backend: "reference", python: ref.python, note: "transformers/PEFT not installed: PyTorch figures are the project's plain-torch reference on the CPU" }
-        : { backend: "none", note: "no PyTorch here" };
+  const torch = findTorch(o.python);
   const gpu = new GpuMemory();
   const results: Results = { date: new Date().toISOString(), device: o.device, machine: machineInfo(), torch, shapes: {} };
   const save = () => {
@@ -478,57 +358,6 @@ export async function runDeviceCheck(o: CheckOptions, log: (line: string) => voi
 function machineInfo(): Record<string, unknown> {
   const smi = spawnSync("nvidia-smi", ["--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"], { encoding: "utf8", timeout: 10_000 });
   return { cpus: os.availableParallelism(), cpu: os.cpus()[0]?.model, memory_gb: Math.round(os.totalmem() / 2 ** 30), gpu: smi.status === 0 ? smi.stdout.trim() : undefined, node: process.version };
-}
-
-const n = (v: unknown, digits = 0): string => (typeof v === "number" && Number.isFinite(v) ? v.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits }) : "-");
-const ratio = (a: unknown, b: unknown): string => (typeof a === "number" && typeof b === "number" && b > 0 ? `${(a / b).toFixed(2)}x` : "-");
-const get = (o: unknown, ...keys: string[]): unknown => keys.reduce<unknown>((v, k) => (v !== null && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined), o);
-
-/** results.json as the README's table: one row per shape and compute type, ratios to PyTorch. */
-export function renderTable(r: Results): string {
-  const lines = [
-    `Device check, ${r.date.slice(0, 10)}: ONNX Runtime ${r.device} vs PyTorch (${r.torch.backend}${r.torch.note === undefined ? "" : `: ${r.torch.note}`}); machine: ${r.machine["gpu"] ?? "no GPU"}, ${r.machine["cpus"]} CPUs.`,
-    "",
-    "| shape | type | logits vs CPU provider (max abs / rel, top-1) | vs PyTorch | prefill tok/s ORT / PyTorch | decode tok/s ORT / PyTorch (host cache) | peak GPU MB ORT / PyTorch |",
-    "|---|---|---|---|---|---|---|",
-  ];
-  const problems: string[] = [];
-  for (const [name, s] of Object.entries(r.shapes)) {
-    if (s.skipped !== undefined) {
-      lines.push(`| ${name} | - | ${s.skipped} | | | | |`);
-      continue;
-    }
-    for (const [dtype, o] of Object.entries(s.ort)) {
-      if (dtype.startsWith("train")) continue;
-      const t = s.torch[dtype];
-      if (get(o, "error") !== undefined) problems.push(`${name} ${dtype}: ${String(get(o, "error"))}`);
-      const vs = (k: string) => (get(o, k) === undefined ? "-" : `${(get(o, k, "maxAbs") as number).toExponential(1)} / ${(get(o, k, "relative") as number).toExponential(1)}, ${n(100 * (get(o, k, "top1") as number))}%`);
-      const host = get(o, "decode_host_cache_tokens_per_second");
-      lines.push(
-        `| ${name} | ${dtype === "adapter" ? "float32 + LoRA r8 q,v" : dtype} | ${vs("vs_cpu_fp32")} | ${vs("vs_torch")} | ${n(get(o, "prefill_tokens_per_second"))} / ${n(get(t, "prefill", "tokens_per_second"))} (${ratio(get(o, "prefill_tokens_per_second"), get(t, "prefill", "tokens_per_second"))}) | ${n(get(o, "decode_tokens_per_second"), 1)} / ${n(get(t, "decode", "tokens_per_second"), 1)} (${ratio(get(o, "decode_tokens_per_second"), get(t, "decode", "tokens_per_second"))})${host === undefined ? "" : `, host cache ${n(host, 1)}`} | ${n(get(o, "peak_gpu_mb"))} / ${n(get(t, "peak_gpu_mb"))} |`,
-      );
-    }
-    const bf16 = s.torch["bfloat16"];
-    if (bf16 !== undefined && get(bf16, "prefill") !== undefined) lines.push(`| ${name} | PyTorch bf16 | | | - / ${n(get(bf16, "prefill", "tokens_per_second"))} | - / ${n(get(bf16, "decode", "tokens_per_second"), 1)} | - / ${n(get(bf16, "peak_gpu_mb"))} |`);
-  }
-  lines.push("", "| shape | training step (r 8 on q,v, AdamW) | ORT fp32 ms | PyTorch fp32 ms | ratio | PyTorch bf16 ms | peak GPU MB ORT |", "|---|---|---|---|---|---|---|");
-  for (const [name, s] of Object.entries(r.shapes)) {
-    for (const [key, o] of Object.entries(s.ort)) {
-      if (!key.startsWith("train")) continue;
-      const bxt = key.slice("train ".length);
-      const t32 = get(s.torch, "float32", "train", bxt, "seconds");
-      const t16 = get(s.torch, "bfloat16", "train", bxt, "seconds");
-      const mine = get(o, "seconds");
-      if (get(o, "error") !== undefined) problems.push(`${name} ${key}: ${String(get(o, "error"))}`);
-      lines.push(`| ${name} | ${bxt} | ${n(typeof mine === "number" ? mine * 1000 : undefined)} | ${n(typeof t32 === "number" ? t32 * 1000 : undefined)} | ${ratio(mine, t32)} | ${n(typeof t16 === "number" ? t16 * 1000 : undefined)} | ${n(get(o, "peak_gpu_mb"))} |`);
-    }
-  }
-  const placements = Object.entries(r.shapes).flatMap(([name, s]) =>
-    Object.entries(s.placements ?? {}).map(([graph, p]) => ("error" in p ? `- ${name} ${graph}: ${p.error}` : `- ${name} ${graph}: ${Object.entries(p.providers).map(([ep, c]) => `${c} nodes on ${ep}`).join(", ")}${Object.keys(p.cpuOps).length === 0 ? "" : `; on the CPU: ${Object.entries(p.cpuOps).map(([op, c]) => `${op} x${c}`).join(", ")}`}`)),
-  );
-  if (placements.length > 0) lines.push("", "Node placements (ONNX Runtime's report):", ...placements);
-  if (problems.length > 0) lines.push("", "Failed phases:", ...problems.map((p) => `- ${p}`));
-  return `${lines.join("\n")}\n`;
 }
 
 async function main(argv: ReadonlyArray<string>): Promise<number> {

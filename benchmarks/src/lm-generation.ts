@@ -15,7 +15,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { findProjectRoot } from "@bdc/core";
 import { CausalLM, writeTinyCheckpoint } from "@bdc/lm-local";
-import { FLAGS_HELP, median, parseFlags, printOutcome, runIfMain, type Benchmark, type BenchFlags, type BenchOutcome } from "./common.ts";
+import { argmaxOf, FLAGS_HELP, median, randomIds, parseFlags, printOutcome, runIfMain, type Benchmark, type BenchFlags, type BenchOutcome } from "./common.ts";
 import { findTorchPython, torchBench } from "./torch-reference.ts";
 
 const MODEL = { arch: "llama", layers: 12, hidden: 768, heads: 12, kvHeads: 4, intermediate: 2048, vocab: 32000, seed: 0 } as const;
@@ -35,11 +35,6 @@ export function ensureModel(log: (line: string) => void): string {
     writeTinyCheckpoint(dir, MODEL);
   }
   return dir;
-}
-
-function randomIds(n: number, vocab: number, seed: number): number[] {
-  let s = seed;
-  return Array.from({ length: n }, () => (s = (s * 1103515245 + 12345) % 2 ** 31) % vocab);
 }
 
 async function measureOrt(dir: string, reps: number, threads: number, log: (line: string) => void) {
@@ -67,12 +62,6 @@ async function measureOrt(dir: string, reps: number, threads: number, log: (line
   } finally {
     await lm.dispose();
   }
-}
-
-function argmaxOf(x: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
-  return best;
 }
 
 export const lmGeneration: Benchmark = {

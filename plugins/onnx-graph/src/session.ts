@@ -1,7 +1,7 @@
 /**
  * ONNX Runtime sessions on the device the user asked for: the CPU provider; the WebGPU provider
- * that onnxruntime-node bundles (Dawn over Vulkan on Linux, D3D12 on Windows, Metal on macOS:
- * any GPU vendor, no CUDA toolkit); or the CUDA provider, which the npm package does not ship.
+ * that onnxruntime-node bundles for linux-x64 (Dawn over Vulkan: any GPU vendor, no CUDA
+ * toolkit); or the CUDA provider, which the npm package does not ship.
  * A missing provider or GPU is found before any work and explained; a session is never moved to
  * another device than the one asked for.
  */
@@ -115,7 +115,7 @@ export async function deviceUnavailableReason(device: Device, deviceId = 0): Pro
   return undefined;
 }
 
-export const WEBGPU_DEVICE_ID = "device_id is for CUDA: onnxruntime-node 1.30 lets no one choose the WebGPU adapter (Dawn takes the first high-performance one); leave device_id at 0 and hide other GPUs from Vulkan (VK_DRIVER_FILES naming one driver's ICD) to choose";
+export const WEBGPU_DEVICE_ID = "device_id is for CUDA: onnxruntime-node 1.30 lets no one choose the WebGPU adapter (Dawn takes the first high-performance one); leave device_id at 0, and to use another GPU run where Vulkan sees only that one (a container given one GPU; Mesa drivers: MESA_VK_DEVICE_SELECT)";
 
 /** The install hint for a device that is not available. */
 export function deviceInstallHint(device: Device): string {

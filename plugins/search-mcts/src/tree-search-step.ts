@@ -11,7 +11,7 @@
  * signal writes its partial tree and fails the item (so `--resume` redoes it).
  */
 import { Schema } from "effect";
-import { BdcError, definePlugin, option, optional, type StepImpl } from "@bdc/core";
+import { BdcError, definePlugin, option, type StepImpl } from "@bdc/core";
 import { publicProblem } from "./problem-item.ts";
 import { runSearch, type StopReason } from "./search.ts";
 import { finishSearch, searchLimitFields, summarizeSearches, type SearchOutput } from "./search-output.ts";

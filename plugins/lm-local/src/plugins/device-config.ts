@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Schema } from "effect";
 import { BdcError, FilePath, option, optional, type KernelServices, type PreflightProblem } from "@bdc/core";
-import { deviceInstallHint, deviceUnavailableReason, type Device } from "@bdc/onnx-graph";
+import { deviceInstallHint, deviceUnavailableReason, WEBGPU_DEVICE_ID, type Device } from "@bdc/onnx-graph";
 import { readModelConfig } from "../checkpoint/config.ts";
 import { resolveModelDir } from "../hub/pull-model.ts";
 import type { LoraAdapter } from "../lora/adapter.ts";
@@ -46,7 +46,7 @@ export interface DeviceConfig {
 export async function deviceProblems(config: { readonly device: Device; readonly device_id: number }): Promise<PreflightProblem[]> {
   const reason = await deviceUnavailableReason(config.device, config.device_id);
   if (reason === undefined) return [];
-  return [{ code: "BDC_DEVICE_UNAVAILABLE", path: [reason.startsWith("device_id") ? "device_id" : "device"], message: `device: ${config.device}, but ${reason}`, hint: deviceInstallHint(config.device) }];
+  return [{ code: "BDC_DEVICE_UNAVAILABLE", path: [reason === WEBGPU_DEVICE_ID ? "device_id" : "device"], message: `device: ${config.device}, but ${reason}`, hint: deviceInstallHint(config.device) }];
 }
 
 /** Checks that need no model loading: the checkpoint is there and supported, the device exists. */
