@@ -40,7 +40,8 @@ export function renderTable(r: Results): string {
     }
     for (const [dtype, o] of Object.entries(s.ort)) {
       if (dtype.startsWith("train")) continue;
-      const t = s.torch[dtype];
+      // PyTorch has one row per type: fused-attention rows compare with it too.
+      const t = s.torch[dtype.replace(/ fused$/, "")];
       if (get(o, "error") !== undefined) problems.push(`${name} ${dtype}: ${String(get(o, "error"))}`);
       const vs = (k: string) => (get(o, k) === undefined ? "-" : `${(get(o, k, "maxAbs") as number).toExponential(1)} / ${(get(o, k, "relative") as number).toExponential(1)}, ${n(100 * (get(o, k, "top1") as number))}%`);
       const host = get(o, "decode_host_cache_tokens_per_second");

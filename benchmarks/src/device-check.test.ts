@@ -20,6 +20,10 @@ test("device-check on the tiny shape (CPU): correctness, speeds, training steps,
     const fp32 = tiny.ort["float32"] as { vs_cpu_fp32: { maxAbs: number; top1: number }; prefill_tokens_per_second: number; decode_tokens_per_second: number };
     assert.equal(fp32.vs_cpu_fp32.maxAbs, 0, "the CPU provider against itself");
     assert.ok(fp32.prefill_tokens_per_second > 0 && fp32.decode_tokens_per_second > 0);
+    const fused = tiny.ort["float32 fused"] as { vs_cpu_fp32: { maxAbs: number }; decode_tokens_per_second: number };
+    assert.ok(fused.vs_cpu_fp32.maxAbs < 1e-4, `fused attention vs the plain graph on the CPU provider: ${fused.vs_cpu_fp32.maxAbs}`);
+    assert.ok(fused.decode_tokens_per_second > 0);
+    assert.ok((tiny.placements?.["inference float16 fused"] as { providers: Record<string, number> }).providers["CPUExecutionProvider"]! > 0);
     const fp16 = tiny.ort["float16"] as { vs_cpu_fp32: { relative: number; top1: number } };
     assert.ok(fp16.vs_cpu_fp32.relative < 1e-2, `fp16 within 1% of the largest logit: ${fp16.vs_cpu_fp32.relative}`);
     const adapter = tiny.ort["adapter"] as { vs_cpu_fp32: { maxAbs: number }; adapter_moves_logits_by: number; decode_tokens_per_second: number };
@@ -35,6 +39,7 @@ test("device-check on the tiny shape (CPU): correctness, speeds, training steps,
     const table = fs.readFileSync(path.join(out, "table.md"), "utf8");
     assert.match(table, /^\| tiny \| float32 \| 0\.0e\+0 \/ 0\.0e\+0, 100% \|/m);
     assert.match(table, /^\| tiny \| 1x32 \| \d/m);
+    assert.match(table, /^\| tiny \| float16 fused \| /m);
     assert.match(table, /^\| tiny \| float32 \+ LoRA r8 q,v \| 0\.0e\+0/m);
     assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, "results.json"), "utf8")).shapes.tiny.label, tiny.label);
 

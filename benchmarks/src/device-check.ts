@@ -59,13 +59,13 @@ const LLAMA3_ROPE = (factor: number) => ({ type: "llama3", factor, lowFreqFactor
 
 export const SHAPES: Readonly<Record<string, Shape>> = {
   tiny: { label: "tiny Llama (2 layers, hidden 64; the self-test)", options: { arch: "llama", layers: 2, hidden: 64, heads: 4, kvHeads: 2, intermediate: 128, vocab: 512, seed: 0 }, dtypes: ["float32", "float16"], train: true, seconds: 20, stored: "float32" },
-  "125m": { label: "125M Llama (12 layers, hidden 768, vocab 32000)", options: { arch: "llama", layers: 12, hidden: 768, heads: 12, kvHeads: 4, intermediate: 2048, vocab: 32000, seed: 0 }, dtypes: ["float32", "float16"], train: true, seconds: 60, stored: "float32" },
+  "125m": { label: "125M Llama (12 layers, hidden 768, vocab 32000)", options: { arch: "llama", layers: 12, hidden: 768, heads: 12, kvHeads: 4, intermediate: 2048, vocab: 32000, seed: 0 }, dtypes: ["float32", "float16"], train: true, seconds: 90, stored: "float32" },
   "1b": {
     label: "Llama-3.2-1B shape (16 layers, hidden 2048, 32/8 heads, vocab 128256, tied)",
     options: { arch: "llama", layers: 16, hidden: 2048, heads: 32, kvHeads: 8, intermediate: 8192, vocab: 128256, tieEmbeddings: true, ropeTheta: 500000, ropeScaling: LLAMA3_ROPE(32), rmsNormEps: 1e-5, maxPositions: 131072, seed: 0 },
     dtypes: ["float32", "float16"],
     train: true,
-    seconds: 180,
+    seconds: 240,
     stored: "bfloat16",
   },
   "8b": {
@@ -74,7 +74,7 @@ export const SHAPES: Readonly<Record<string, Shape>> = {
     // fp32 would be 32 GB of weights twice more (graph + training graph) on a 64 GB disk.
     dtypes: ["float16"],
     train: false,
-    seconds: 300,
+    seconds: 420,
     stored: "bfloat16",
   },
 };
@@ -136,12 +136,12 @@ function compareLogits(got: Float32Array, want: Float32Array, vocab: number): { 
 }
 
 /** One compute type of one shape on the device: load, correctness, prefill, decode (resident and, if asked, host cache). */
-async function measureInference(dir: string, o: CheckOptions, dtype: Dtype, reference: Float32Array | undefined, hostCache: boolean, gpu: GpuMemory, log: (line: string) => void): Promise<Record<string, unknown>> {
+async function measureInference(dir: string, o: CheckOptions, dtype: Dtype, attention: "ops" | "fused", reference: Float32Array | undefined, hostCache: boolean, gpu: GpuMemory, log: (line: string) => void): Promise<Record<string, unknown>> {
   const cacheDir = path.join(o.work!, "onnx");
   const threads = os.availableParallelism();
   const { value, peakMb } = await gpu.during(async () => {
     const t0 = performance.now();
-    const lm = await CausalLM.load(dir, { device: o.device, dtype, threads, cacheDir, onProgress: log });
+    const lm = await CausalLM.load(dir, { device: o.device, dtype, attention, threads, cacheDir, onProgress: log });
     const loadSeconds = (performance.now() - t0) / 1000;
     try {
       const V = lm.config.vocabSize;
@@ -194,7 +194,7 @@ async function measureInference(dir: string, o: CheckOptions, dtype: Dtype, refe
   });
   const { logits, vocab, ...rest } = value;
   const vsCpu = reference === undefined ? undefined : compareLogits(logits, reference, vocab);
-  return { ...rest, ...(vsCpu === undefined ? {} : { vs_cpu_fp32: vsCpu }), logits_file: writeLogits(o.work!, `ort-${o.device}-${dtype}`, logits), peak_gpu_mb: peakMb };
+  return { ...rest, ...(vsCpu === undefined ? {} : { vs_cpu_fp32: vsCpu }), logits_file: writeLogits(o.work!, `ort-${o.device}-${dtype}-${attention}`, logits), peak_gpu_mb: peakMb };
 }
 
 function writeLogits(work: string, name: string, logits: Float32Array): string {
@@ -313,7 +313,11 @@ export async function runDeviceCheck(o: CheckOptions, log: (line: string) => voi
     let reference: Float32Array | undefined;
     if (shape.dtypes.includes("float32")) await step("CPU provider reference logits", holder, "reference", async () => (reference = await cpuReference(dir, work, log)) && { ok: true });
     const small = name === "125m" || name === "tiny";
-    for (const dtype of shape.dtypes) await step(`ONNX Runtime ${o.device} ${dtype}`, r.ort, dtype, () => measureInference(dir, opts, dtype, reference, small, gpu, log));
+    for (const dtype of shape.dtypes) {
+      await step(`ONNX Runtime ${o.device} ${dtype}`, r.ort, dtype, () => measureInference(dir, opts, dtype, "ops", reference, small, gpu, log));
+      // The same with ORT's fused GroupQueryAttention: fewer kernels per decode step.
+      await step(`ONNX Runtime ${o.device} ${dtype}, fused attention`, r.ort, `${dtype} fused`, () => measureInference(dir, opts, dtype, "fused", reference, false, gpu, log));
+    }
     if (small) await step(`ONNX Runtime ${o.device} with a LoRA adapter (factors uploaded once)`, r.ort, "adapter", () => measureAdapter(dir, opts, gpu, log));
     if (shape.train) {
       for (const [batch, tokens] of o.train) {
@@ -328,16 +332,17 @@ export async function runDeviceCheck(o: CheckOptions, log: (line: string) => voi
     for (const dtype of torchDtypes) {
       await step(`PyTorch ${dtype}`, r.torch, dtype, () => measureTorch(dir, opts, dtype, shape.train ? dtype !== "float16" : dtype === "bfloat16", torch, gpu, log));
       const t = r.torch[dtype] as { logits?: { file?: string } } | undefined;
-      const mine = (r.ort[dtype] as { logits_file?: string } | undefined)?.logits_file;
-      if (t?.logits?.file !== undefined && mine !== undefined && fs.existsSync(t.logits.file)) {
-        (r.ort[dtype] as Record<string, unknown>)["vs_torch"] = compareLogits(readLogits(mine), readLogits(t.logits.file), readModelConfig(dir).vocabSize);
+      for (const variant of [dtype, `${dtype} fused`]) {
+        const mine = (r.ort[variant] as { logits_file?: string } | undefined)?.logits_file;
+        if (t?.logits?.file === undefined || mine === undefined || !fs.existsSync(t.logits.file)) continue;
+        (r.ort[variant] as Record<string, unknown>)["vs_torch"] = compareLogits(readLogits(mine), readLogits(t.logits.file), readModelConfig(dir).vocabSize);
         save();
       }
     }
     r.placements = {};
-    for (const dtype of shape.dtypes) {
-      const graph = (r.ort[dtype] as { graph?: string } | undefined)?.graph;
-      if (graph !== undefined) await step(`node placements (${dtype} inference graph)`, r.placements, `inference ${dtype}`, () => nodePlacements(graph, o.device));
+    for (const variant of shape.dtypes.flatMap((d) => [d, `${d} fused`])) {
+      const graph = (r.ort[variant] as { graph?: string } | undefined)?.graph;
+      if (graph !== undefined) await step(`node placements (${variant} inference graph)`, r.placements, `inference ${variant}`, () => nodePlacements(graph, o.device));
     }
     if (shape.train) {
       const config = readModelConfig(dir);

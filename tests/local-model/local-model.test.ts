@@ -118,6 +118,17 @@ test("policy/local as the agent of step/zero-shot: the run finishes and summary.
   for (const c of calls) assert.ok(c.instance === "student" && c.cached === false && c.output_tokens! > 0, JSON.stringify(c));
 });
 
+test("policy/local with attention: fused (ORT's GroupQueryAttention) writes the same programs as the plain graph (greedy)", { timeout: 60_000 }, () => {
+  const sandbox = checkSandbox().ok ? [] : ["--set", "plugins.reward.with.sandbox=none"];
+  const codes = (attention: string) => {
+    const run = path.join(tmp, `zero-shot-${attention}`);
+    const r = bdc("run", "zero-shot-local.yaml", "--set", `plugins.student.with.model=${model}`, "--set", `plugins.student.with.attention=${attention}`, ...sandbox, "--out", run);
+    assert.equal(r.code, 0, r.err);
+    return Object.fromEntries(readJsonl<{ id: string; output: { code: string } }>(path.join(run, "steps/solve/outputs.jsonl")).map((o) => [o.id, o.output.code]));
+  };
+  assert.deepEqual(codes("fused"), codes("ops"));
+});
+
 test("encoder/local + step/embed: a unit vector of the hidden size per row, the model's own; --resume embeds nothing again", { timeout: 60_000 }, async () => {
   const run = path.join(tmp, "embed-run");
   const first = bdc("run", "embed-local.yaml", "--set", `plugins.encoder.with.model=${model}`, "--out", run);

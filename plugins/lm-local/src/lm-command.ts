@@ -23,8 +23,8 @@ const spec = {
   name: "lm",
   summary: "Run the local model: token log-probabilities (lm score), text (lm generate), LoRA fine-tuning (lm train)",
   usage: [
-    'bdc lm score --model DIR --text "..." [--bos] [--adapter DIR] [--device D] [--dtype T] [--json]',
-    '       bdc lm generate --model DIR --prompt "..." [--max-tokens N] [--chat] [--adapter DIR] [--device D] [--dtype T] [--json]',
+    'bdc lm score --model DIR --text "..." [--bos] [--adapter DIR] [--device D] [--dtype T] [--attention ops|fused] [--json]',
+    '       bdc lm generate --model DIR --prompt "..." [--max-tokens N] [--chat] [--adapter DIR] [--device D] [--dtype T] [--attention ops|fused] [--json]',
     "       bdc lm train --model DIR --data train.jsonl --out ADAPTER [--eval-data F] [--rank --alpha --dropout --targets --layers --lr --epochs",
     "                    --batch --micro-batch --max-length --schedule --warmup --seed --save-steps --device] [--json]",
   ].join("\n"),
@@ -82,6 +82,7 @@ const spec = {
     device: { type: "string", value: "cpu|webgpu|cuda", description: "where to run (default cpu); webgpu: any GPU through ONNX Runtime's bundled WebGPU provider" },
     "device-id": { type: "string", value: "N", description: "CUDA device ordinal (default 0)" },
     dtype: { type: "string", value: "float32|float16", description: "score/generate: compute type; float16 on a GPU only (default float32)" },
+    attention: { type: "string", value: "ops|fused", description: "score/generate: plain ops, or ONNX Runtime's fused GroupQueryAttention (default ops)" },
     threads: { type: "string", value: "N", description: "CPU threads (default: every core)" },
     json: { type: "boolean", description: "end stdout with one JSON line" },
     quiet: { type: "boolean", short: "q", description: "no progress output" },
@@ -101,11 +102,14 @@ async function load(io: Io, args: ParsedArgs): Promise<CausalLM> {
   const dtype = args.flags["dtype"] ?? "float32";
   if (dtype !== "float32" && dtype !== "float16") throw usage(`--dtype ${String(dtype)}: choose float32 or float16`);
   if (dtype === "float16" && device === "cpu") throw usage("--dtype float16 is for a GPU (--device webgpu or cuda); on the CPU float32 is ONNX Runtime's fast path");
+  const attention = args.flags["attention"] ?? "ops";
+  if (attention !== "ops" && attention !== "fused") throw usage(`--attention ${String(attention)}: choose ops or fused`);
   const dir = resolveModelDir(model, io.cwd);
   const quiet = args.flags["quiet"] === true;
   return CausalLM.load(dir, {
     device,
     dtype,
+    attention,
     deviceId: numberFlag(args, "device-id", (n) => Number.isInteger(n) && n >= 0, "a device number"),
     threads: numberFlag(args, "threads", isPositiveInt, "a positive integer"),
     cacheDir: defaultOnnxCache(io.cwd),

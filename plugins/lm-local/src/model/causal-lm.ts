@@ -36,6 +36,12 @@ export interface LoadOptions {
    * to test this path.
    */
   readonly uploadAdapters?: boolean | undefined;
+  /**
+   * Attention as plain ops (default: any mask) or `fused`: ONNX Runtime's GroupQueryAttention, one
+   * kernel per layer (what a GPU's one-token steps gain from), causal attention only and a
+   * resident cache. An option to measure (the device check compares both), not yet a default.
+   */
+  readonly attention?: "ops" | "fused" | undefined;
   /** LoRA slots to build into the graph; any adapter whose modules they cover is then given per call. */
   readonly lora?: LoraSlots | undefined;
   /** A PEFT LoRA adapter folder: its modules become the slots, and it is used by calls that bring no adapter. */
@@ -97,7 +103,9 @@ export class CausalLM {
     const dtype = options.dtype ?? "float32";
     const adapter = options.adapter === undefined ? undefined : readPeftAdapter(options.adapter, config);
     if (adapter !== undefined && options.lora !== undefined) throw new BdcError({ code: "BDC_USAGE", message: "give either lora slots or an adapter, not both" });
-    const graphOptions = { dtype, lora: adapter === undefined ? options.lora : { targets: adapter.config.targets, layers: adapter.config.layers } };
+    const attention = options.attention ?? "ops";
+    if (attention === "fused" && options.kvCache === "host") throw new BdcError({ code: "BDC_USAGE", message: "fused attention keeps its cache as GroupQueryAttention lays it out: give kvCache resident (or leave it unset)" });
+    const graphOptions = { dtype, lora: adapter === undefined ? options.lora : { targets: adapter.config.targets, layers: adapter.config.layers }, ...(attention === "fused" ? { attention } : {}) };
     const cacheDir = options.cacheDir ?? defaultOnnxCache();
     // Weights are read lazily, while the model is written, so the reader stays open until then.
     let weights: CheckpointWeights | undefined;
@@ -121,7 +129,7 @@ export class CausalLM {
     }
     const { modelPath, built } = compiled;
     if (built) options.onProgress?.(`built ${modelPath}`);
-    const kvCache = options.kvCache ?? (device === "webgpu" ? "resident" : "host");
+    const kvCache = options.kvCache ?? (device === "webgpu" || attention === "fused" ? "resident" : "host");
     const present = Array.from({ length: config.numLayers }, (_, i) => [inputNames.presentKey(i), inputNames.presentValue(i)]).flat();
     const session = await openSession(modelPath, { device, deviceId: options.deviceId, threads: options.threads, outputsOnDevice: kvCache === "resident" ? present : undefined });
     const lm = new CausalLM(dir, config, tokenizer, session, { ...options, kvCache }, modelPath, graphOptions.lora);
@@ -229,6 +237,11 @@ export class CausalLM {
     return this.options.dtype ?? "float32";
   }
 
+  /** Attention by GroupQueryAttention (LoadOptions.attention). */
+  get fused(): boolean {
+    return this.options.attention === "fused";
+  }
+
   /** Where the KV cache lives between calls (see LoadOptions.kvCache). */
   get kvCache(): "host" | "resident" {
     return this.options.kvCache ?? "host";
@@ -236,7 +249,8 @@ export class CausalLM {
 
   emptyCache(batch: number): KvCache {
     if (this.kvCache === "resident") {
-      const dims = [batch, 0, this.config.numKvHeads, this.config.headDim];
+      // Fused attention's cache is head-major ([B, kvH, P, D], GroupQueryAttention's layout).
+      const dims = this.fused ? [batch, this.config.numKvHeads, 0, this.config.headDim] : [batch, 0, this.config.numKvHeads, this.config.headDim];
       const layers = Array.from({ length: this.config.numLayers }, () => this.floatTensor(this.cacheArray(0), dims));
       return this.residentCache(batch, 0, new ResidentTensors(layers, layers, this.owner));
     }
@@ -265,28 +279,32 @@ export class CausalLM {
     if (past.kind !== this.kvCache) throw new BdcError({ code: "BDC_USAGE", message: `forward: a ${past.kind} KV cache was given to a model whose cache is ${this.kvCache}` });
     if (past.batch !== batch) throw new BdcError({ code: "BDC_USAGE", message: `forward: the cache holds ${past.batch} rows, the call ${batch}` });
     const total = past.length + seq;
+    if (this.fused && request.allowed !== undefined) {
+      throw new BdcError({ code: "BDC_USAGE", message: `${this.dir} was loaded with fused attention, which is causal only; this call brings its own mask (padding or packed rows)`, hint: "load the model with attention: ops for masked batches (embeddings, packed scoring)" });
+    }
+    if (this.fused && batch > 1 && seq > 1 && past.length > 0) {
+      throw new BdcError({ code: "BDC_USAGE", message: `fused attention continues a cache of ${batch} rows one token at a time only (GroupQueryAttention's rule); this call brings ${seq} tokens per row`, hint: "feed the tokens one step at a time, or load the model with attention: ops" });
+    }
     const ids = new BigInt64Array(batch * seq);
     const positions = new BigInt64Array(batch * seq);
-    const bias = new Float32Array(batch * seq * total);
-    const masked = MASKED[this.dtype];
     for (let b = 0; b < batch; b++) {
       for (let s = 0; s < seq; s++) {
         ids[b * seq + s] = BigInt(request.ids[b]![s]!);
         positions[b * seq + s] = BigInt(request.positions?.[b]?.[s] ?? past.length + s);
-        for (let t = 0; t < total; t++) {
-          const ok = request.allowed === undefined ? t <= past.length + s : request.allowed(b, s, t);
-          if (!ok) bias[(b * seq + s) * total + t] = masked;
-        }
       }
     }
     const logitsAt = request.logitsAt ?? [seq - 1];
     const feeds: Record<string, ort.Tensor> = {
       [inputNames.ids]: new ort.Tensor("int64", ids, [batch, seq]),
       [inputNames.positions]: new ort.Tensor("int64", positions, [batch, seq]),
-      [inputNames.bias]: this.floatTensor(bias, [batch, 1, seq, total]),
       [inputNames.logitsIndex]: new ort.Tensor("int64", BigInt64Array.from(logitsAt.map(BigInt)), [logitsAt.length]),
       ...(await this.loraFeeds(request.adapter ?? this.defaultAdapter, batch)),
     };
+    if (this.fused) {
+      // GroupQueryAttention's lengths: every row holds `total` positions; its mask is causal.
+      feeds[inputNames.seqlensK] = new ort.Tensor("int32", new Int32Array(batch).fill(total - 1), [batch]);
+      feeds[inputNames.totalLength] = new ort.Tensor("int32", Int32Array.of(total), []);
+    } else feeds[inputNames.bias] = this.floatTensor(attentionBias(request, batch, seq, past.length, MASKED[this.dtype]), [batch, 1, seq, total]);
     const L = this.config.numLayers;
     if (past.kind === "resident") {
       // Always the same outputs, in graph order (see llama-graph's outputRank): onnxruntime-node's
@@ -366,4 +384,19 @@ export class CausalLM {
     if (this.dtype === "float32") return new ort.Tensor("float32", data as Float32Array, dims);
     return new ort.Tensor("float16", data instanceof Uint16Array ? data : float32ArrayToFloat16(data), dims);
   }
+}
+
+/** [batch, 1, seq, past + seq]: 0 where a query may look, `masked` where not (causal unless the request says). */
+function attentionBias(request: ForwardRequest, batch: number, seq: number, past: number, masked: number): Float32Array {
+  const total = past + seq;
+  const bias = new Float32Array(batch * seq * total);
+  for (let b = 0; b < batch; b++) {
+    for (let s = 0; s < seq; s++) {
+      for (let t = 0; t < total; t++) {
+        const ok = request.allowed === undefined ? t <= past + s : request.allowed(b, s, t);
+        if (!ok) bias[(b * seq + s) * total + t] = masked;
+      }
+    }
+  }
+  return bias;
 }

@@ -29,6 +29,13 @@ export interface LlamaGraphOptions {
   /** Compute type: float32 (CPU) or float16 (GPUs). Norms and the attention softmax run in float32 either way. */
   readonly dtype?: "float32" | "float16" | undefined;
   readonly lora?: LoraSlots | undefined;
+  /**
+   * `ops` (default): attention as MatMul/Softmax over the bias input (any mask: causality,
+   * padding, packed rows). `fused`: ONNX Runtime's GroupQueryAttention contrib op (one kernel per
+   * layer, fewer dispatches on a GPU) with a [B, kvH, P, D] cache and causal attention only: the
+   * bias input is replaced by seqlens_k [B] and total_sequence_length (int32).
+   */
+  readonly attention?: "ops" | "fused" | undefined;
 }
 
 /** Bias added for masked positions (finite, so that a fully masked padding row gives no NaN). */
@@ -39,6 +46,8 @@ export const inputNames = {
   positions: "position_ids",
   bias: "attn_bias",
   logitsIndex: "logits_index",
+  seqlensK: "seqlens_k",
+  totalLength: "total_sequence_length",
   pastKey: (i: number) => `past_key.${i}`,
   pastValue: (i: number) => `past_value.${i}`,
   newKey: (i: number) => `new_key.${i}`,
@@ -89,9 +98,10 @@ export function buildLlamaGraph(config: ModelConfig, weights: CheckpointWeights,
   const g = new GraphBuilder(`${config.arch}-${config.numLayers}x${config.hiddenSize}`);
   const ids = g.input(inputNames.ids, "int64", ["B", "S"]);
   const positions = g.input(inputNames.positions, "int64", ["B", "S"]);
-  const bias = g.input(inputNames.bias, dtype, ["B", 1, "S", dimAdd("P", "S")]);
+  const fused = options.attention === "fused" ? { seqlensK: g.input(inputNames.seqlensK, "int32", ["B"]), total: g.input(inputNames.totalLength, "int32", []) } : undefined;
+  const bias = fused === undefined ? g.input(inputNames.bias, dtype, ["B", 1, "S", dimAdd("P", "S")]) : undefined;
   const logitsIndex = g.input(inputNames.logitsIndex, "int64", ["N"]);
-  const { hidden, lmHead } = llamaDecoder(g, config, weights, { ...options, ids, positions, bias, kvCache: true });
+  const { hidden, lmHead } = llamaDecoder(g, config, weights, { ...options, ids, positions, bias, kvCache: fused ?? true });
   g.output(dtype === "float32" ? hidden : g.cast(hidden, "float32"), "hidden");
   const picked = g.gather(hidden, logitsIndex, 1);
   const logits = g.matMul(picked, lmHead);
@@ -117,10 +127,13 @@ function outputRank(name: string): number {
 export interface DecoderOptions extends LlamaGraphOptions {
   readonly ids: Value;
   readonly positions: Value;
-  /** [B, 1, S, keys]: keys are P+S with a KV cache, S without. */
-  readonly bias: Value;
-  /** Inference: past_key/past_value inputs and new_key/new_value outputs per layer. Training: none. */
-  readonly kvCache: boolean;
+  /** [B, 1, S, keys]: keys are P+S with a KV cache, S without (absent with fused attention). */
+  readonly bias: Value | undefined;
+  /**
+   * Inference: past_key/past_value inputs and new_key/new_value + present outputs per layer, or,
+   * for fused attention, GroupQueryAttention's sequence-length inputs. Training: false.
+   */
+  readonly kvCache: boolean | { readonly seqlensK: Value; readonly total: Value };
 }
 
 export interface Decoder {
@@ -219,6 +232,53 @@ export function llamaDecoder(g: GraphBuilder, config: ModelConfig, weights: Chec
   const qOut = nH * D;
   const kvOut = kvH * D;
 
+  /** Attention as plain ops over the bias input, with the position-major [B, P, kvH, D] cache when inference has one. */
+  const opsAttention = (i: number, qr: Value, kr: Value, vr: Value): Value => {
+    if (bias === undefined) throw new Error("llamaDecoder: attention as ops needs the bias input");
+    // q: [B, S, nH, D] -> [B, kvH, G*S, D] so that each kv head serves its G query heads in one matmul.
+    const qg = g.reshape(g.transpose(g.reshape(qr, [0, 0, kvH, G, D]), [0, 2, 3, 1, 4]), [0, 0, -1, D]);
+    // The cache is position-major ([B, P, kvH, D]): the caller appends the new rows to a
+    // buffer and feeds its prefix, so only this call's keys and values leave the graph.
+    let keys = kr;
+    let values = vr;
+    if (options.kvCache) {
+      g.output(kr, inputNames.newKey(i));
+      g.output(vr, inputNames.newValue(i));
+      keys = g.concat([g.input(inputNames.pastKey(i), dtype, ["B", "P", kvH, D]), kr], 1);
+      values = g.concat([g.input(inputNames.pastValue(i), dtype, ["B", "P", kvH, D]), vr], 1);
+      g.output(keys, inputNames.presentKey(i));
+      g.output(values, inputNames.presentValue(i));
+    }
+    values = g.transpose(values, [0, 2, 1, 3]);
+
+    const scores = g.mul(g.matMul(qg, g.transpose(keys, [0, 2, 3, 1])), scaleT);
+    // The bias rows follow the (g, s) order of the query rows.
+    const tiled = G === 1 ? bias : g.concat(Array.from({ length: G }, () => bias), 2);
+    // As transformers does (softmax(..., dtype=float32)): half-precision scores are summed in
+    // float32, where a long context's sum of exponentials keeps its precision.
+    const biased = g.add(scores, tiled);
+    const probs = dtype === "float32" ? g.softmax(biased, -1) : g.cast(g.softmax(g.cast(biased, "float32"), -1), dtype);
+    const ctx = g.matMul(probs, values);
+    return g.reshape(g.transpose(g.reshape(ctx, [0, 0, G, -1, D]), [0, 3, 1, 2, 4]), [0, 0, -1]);
+  };
+
+  /** ONNX Runtime's GroupQueryAttention over the [B, kvH, P, D] cache: causal, one kernel per layer. */
+  const fusedAttention = (i: number, qr: Value, kr: Value, vr: Value, lengths: { readonly seqlensK: Value; readonly total: Value }): Value => {
+    const past = (name: string) => g.input(name, dtype, ["B", kvH, "P", D]);
+    const cacheShape = { dtype, shape: ["B", kvH, dimAdd("P", "S"), D] };
+    const [out, presentKey, presentValue] = g.node(
+      "GroupQueryAttention",
+      [g.reshape(qr, [0, 0, qOut]), g.reshape(kr, [0, 0, kvOut]), g.reshape(vr, [0, 0, kvOut]), past(inputNames.pastKey(i)), past(inputNames.pastValue(i)), lengths.seqlensK, lengths.total],
+      [{ dtype, shape: ["B", "S", qOut] }, cacheShape, cacheShape],
+      { num_heads: nH, kv_num_heads: kvH, scale: 1 / Math.sqrt(D) },
+      undefined,
+      "com.microsoft",
+    );
+    g.output(presentKey!, inputNames.presentKey(i));
+    g.output(presentValue!, inputNames.presentValue(i));
+    return out!;
+  };
+
   for (let i = 0; i < config.numLayers; i++) {
     const p = `model.layers.${i}`;
     h = g.scope(`layers.${i}`, () => {
@@ -244,32 +304,8 @@ export function llamaDecoder(g: GraphBuilder, config: ModelConfig, weights: Chec
         }
         const v = withLora(i, "v_proj", x, g.slice(qkv, [qOut + kvOut], [qOut + 2 * kvOut], [2]), H, kvOut);
 
-        // q: [B, S, nH, D] -> [B, kvH, G*S, D] so that each kv head serves its G query heads in one matmul.
-        const qg = g.reshape(g.transpose(g.reshape(qr, [0, 0, kvH, G, D]), [0, 2, 3, 1, 4]), [0, 0, -1, D]);
-        // The cache is position-major ([B, P, kvH, D]): the caller appends the new rows to a
-        // buffer and feeds its prefix, so only this call's keys and values leave the graph.
         const vr = g.reshape(v, [0, 0, kvH, D]);
-        let keys = kr;
-        let values = vr;
-        if (options.kvCache) {
-          g.output(kr, inputNames.newKey(i));
-          g.output(vr, inputNames.newValue(i));
-          keys = g.concat([g.input(inputNames.pastKey(i), dtype, ["B", "P", kvH, D]), kr], 1);
-          values = g.concat([g.input(inputNames.pastValue(i), dtype, ["B", "P", kvH, D]), vr], 1);
-          g.output(keys, inputNames.presentKey(i));
-          g.output(values, inputNames.presentValue(i));
-        }
-        values = g.transpose(values, [0, 2, 1, 3]);
-
-        const scores = g.mul(g.matMul(qg, g.transpose(keys, [0, 2, 3, 1])), scaleT);
-        // The bias rows follow the (g, s) order of the query rows.
-        const tiled = G === 1 ? bias : g.concat(Array.from({ length: G }, () => bias), 2);
-        // As transformers does (softmax(..., dtype=float32)): half-precision scores are summed in
-        // float32, where a long context's sum of exponentials keeps its precision.
-        const biased = g.add(scores, tiled);
-        const probs = dtype === "float32" ? g.softmax(biased, -1) : g.cast(g.softmax(g.cast(biased, "float32"), -1), dtype);
-        const ctx = g.matMul(probs, values);
-        const merged = g.reshape(g.transpose(g.reshape(ctx, [0, 0, G, -1, D]), [0, 3, 1, 2, 4]), [0, 0, -1]);
+        const merged = typeof options.kvCache === "object" ? fusedAttention(i, qr, kr, vr, options.kvCache) : opsAttention(i, qr, kr, vr);
         const o = linear(merged, `${p}.self_attn.o_proj`, qOut, H);
         return withLora(i, "o_proj", merged, o, qOut, H);
       });

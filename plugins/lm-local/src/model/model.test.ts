@@ -170,6 +170,46 @@ test("a resident cache is used once: extending or releasing it twice is BDC_KV_C
   }
 });
 
+test("fused attention (ORT's GroupQueryAttention, one kernel per layer) gives the plain graph's logits: prefill, chunks, decode, batches, fp16, MHA", async () => {
+  for (const [name, options, dtype, tol] of [["llama-gqa-rope3", ARCHS[0]![1], "float32", 1e-5], ["mistral-mha", ARCHS[2]![1], "float32", 1e-5], ["qwen2-bias-tied", ARCHS[1]![1], "float16", 2e-2]] as const) {
+    const plain = await tiny(name, options, { dtype });
+    const fused = await tiny(name, options, { dtype, attention: "fused" });
+    try {
+      assert.equal(fused.kvCache, "resident");
+      const V = plain.config.vocabSize;
+      const at = IDS.map((_, i) => i);
+      const a = await plain.forward({ ids: [IDS], logitsAt: at });
+      const b = await fused.forward({ ids: [IDS], logitsAt: at });
+      assert.ok(maxAbsDiff(a.logits, b.logits) < tol, `${name} ${dtype} prefill: ${maxAbsDiff(a.logits, b.logits)}`);
+      fused.releaseCache(b.cache);
+      // One row: a prompt, then a chunk of three on top of the cache.
+      const p1 = await plain.forward({ ids: [IDS.slice(0, 4)] });
+      const f1 = await fused.forward({ ids: [IDS.slice(0, 4)] });
+      const p2 = await plain.forward({ ids: [IDS.slice(4, 7)], past: p1.cache, logitsAt: [0, 1, 2] });
+      const f2 = await fused.forward({ ids: [IDS.slice(4, 7)], past: f1.cache, logitsAt: [0, 1, 2] });
+      assert.ok(maxAbsDiff(p2.logits, f2.logits) < tol, `${name} chunk: ${maxAbsDiff(p2.logits, f2.logits)}`);
+      fused.releaseCache(f2.cache);
+      // Two rows: a prompt, then one token at a time (GroupQueryAttention takes no multi-token chunk on a batch).
+      const rows = [IDS.slice(0, 4), IDS.slice(2, 6)];
+      let p = await plain.forward({ ids: rows });
+      let f = await fused.forward({ ids: rows });
+      assert.ok(maxAbsDiff(p.logits, f.logits) < tol, `${name} batched prompt: ${maxAbsDiff(p.logits, f.logits)}`);
+      await assert.rejects(fused.forward({ ids: [IDS.slice(0, 2), IDS.slice(2, 4)], past: fused.forkCache(f.cache) }), (e: unknown) => e instanceof BdcError && /one token at a time only/.test(e.message));
+      for (let t = 0; t < 4; t++) {
+        const next = [[(t * 5 + 1) % V], [(t * 3 + 2) % V]];
+        p = await plain.forward({ ids: next, past: p.cache });
+        f = await fused.forward({ ids: next, past: f.cache });
+        assert.ok(maxAbsDiff(p.logits, f.logits) < tol, `${name} decode ${t}: ${maxAbsDiff(p.logits, f.logits)}`);
+      }
+      fused.releaseCache(f.cache);
+      await assert.rejects(fused.forward({ ids: [IDS], allowed: (_b, q, k) => k <= q }), (e: unknown) => e instanceof BdcError && /causal only/.test(e.message));
+    } finally {
+      await plain.dispose();
+      await fused.dispose();
+    }
+  }
+});
+
 test("a batched cache grows past its capacity and still equals full recomputation", async () => {
   const lm = await tiny("mistral-mha", ARCHS[2]![1]);
   try {

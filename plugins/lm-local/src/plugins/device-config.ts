@@ -76,7 +76,7 @@ export async function modelProblems(model: string, config: DeviceConfig, baseDir
  * slots), so that a broken checkpoint stops the run before any work, not on the first call. The
  * instance gives the lease back when it closes. Its adapter, if any, is read here and fed per call.
  */
-export async function loadInstanceModel(model: string, config: DeviceConfig, kernel: KernelServices, composer?: Composer): Promise<{ dir: string; lease: ModelLease; adapter: LoraAdapter | undefined }> {
+export async function loadInstanceModel(model: string, config: DeviceConfig, kernel: KernelServices, composer?: Composer, attention: "ops" | "fused" = "ops"): Promise<{ dir: string; lease: ModelLease; adapter: LoraAdapter | undefined }> {
   const dir = resolveModelDir(model, kernel.baseDir);
   if (composer !== undefined && config.adapter !== undefined) {
     throw new BdcError({ code: "BDC_CONFIG_VALUE", message: `instance "${kernel.instance}" has both an adapter (${config.adapter}) and a composer ("${composer.name}")`, hint: "give one: adapter for a static or merged adapter, composer for per-input composition of experts" });
@@ -90,6 +90,7 @@ export async function loadInstanceModel(model: string, config: DeviceConfig, ker
     threads: config.threads,
     cacheDir: config.onnx_cache ?? defaultOnnxCache(kernel.baseDir),
     lora: slots,
+    ...(attention === "fused" ? { attention } : {}),
     onProgress: (line) => kernel.log(line),
   };
   return { dir, lease: await leaseModel(dir, options), adapter };

@@ -7,7 +7,7 @@
  */
 import * as path from "node:path";
 import { Schema } from "effect";
-import { BdcError, definePlugin, optional, PathOrName, required } from "@bdc/core";
+import { BdcError, definePlugin, option, optional, PathOrName, required } from "@bdc/core";
 import { createPolicy, policyFields, ProviderError, type ProviderClient } from "@bdc/policy";
 import { filesKey } from "../model/compiled-cache.ts";
 import { generate } from "../model/generate.ts";
@@ -20,13 +20,18 @@ export const LocalPolicyConfig = Schema.Struct({
   model: required(PathOrName.pipe(Schema.minLength(1)), MODEL_DOC),
   top_k: optional(Schema.Int.pipe(Schema.positive()), "sample only among the k most likely tokens (with temperature > 0)"),
   ...deviceFields,
+  attention: option(
+    Schema.Literal("ops", "fused"),
+    "ops",
+    "attention as plain ops, or fused: ONNX Runtime's GroupQueryAttention, one kernel per layer (fewer dispatches per token on a GPU; generation is causal, which it requires). Equal to ops to 1e-5 on the CPU; its GPU speed is the device check's to measure",
+  ),
 });
 export type LocalPolicyConfig = Schema.Schema.Type<typeof LocalPolicyConfig>;
 
 export default definePlugin({
   id: "policy/local",
   version: "0.1.0",
-  description: "The student LLM in-process on ONNX Runtime (Llama, Qwen2, Mistral checkpoints in Hugging Face format), CPU or CUDA",
+  description: "The student LLM in-process on ONNX Runtime (Llama, Qwen2, Mistral checkpoints in Hugging Face format): CPU, any GPU through WebGPU, or CUDA",
   config: LocalPolicyConfig,
   requires: {
     composer: { slot: "composer", optional: true, description: "composes LoRA experts per request (composer/hypernet); instead of a fixed adapter" },
@@ -34,7 +39,7 @@ export default definePlugin({
   preflight: (config, ctx) => modelProblems(config.model, config, ctx.baseDir),
   async make(config, deps, kernel) {
     const composer = deps.composer;
-    const { dir, lease, adapter } = await loadInstanceModel(config.model, config, kernel, composer);
+    const { dir, lease, adapter } = await loadInstanceModel(config.model, config, kernel, composer, config.attention);
     // The built model's key covers the checkpoint's files (sizes, mtimes), so cached responses
     // of other weights under the same folder name are never served.
     const weightsKey = path.basename(path.dirname(lease.lm.modelPath)) + (config.adapter === undefined ? "" : `+${filesKey(config.adapter)}`) + (composer === undefined ? "" : `+composer:${composer.key}`);

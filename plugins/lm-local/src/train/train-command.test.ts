@@ -76,3 +76,16 @@ test("--device: an unknown one is a usage error listing the choices; webgpu with
   assert.equal(fp16.code, 2);
   assert.match(fp16.err, /--dtype float16 is for a GPU/);
 });
+
+test("lm score --attention fused gives the plain graph's log-probabilities (ORT's GroupQueryAttention)", async () => {
+  const plain = await bdc("lm", "score", "--model", model, "--text", "def f(x): return x * x", "--json", "--quiet");
+  const fused = await bdc("lm", "score", "--model", model, "--text", "def f(x): return x * x", "--attention", "fused", "--json", "--quiet");
+  assert.equal(fused.code, 0, fused.err);
+  const a = (JSON.parse(plain.out.trim().split("\n").at(-1)!) as { logprobs: number[] }).logprobs;
+  const b = (JSON.parse(fused.out.trim().split("\n").at(-1)!) as { logprobs: number[] }).logprobs;
+  assert.equal(a.length, b.length);
+  assert.ok(a.every((v, i) => Math.abs(v - b[i]!) < 1e-5), `${a} vs ${b}`);
+  const bad = await bdc("lm", "score", "--model", model, "--text", "x", "--attention", "flash");
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /--attention flash: choose ops or fused/);
+});
