@@ -14,19 +14,20 @@ import { SCHEDULES, type Schedule } from "./train/optimizer.ts";
 import { TrainProgressDisplay } from "./train/progress.ts";
 import { TRAIN_DEFAULTS, TRAIN_FILES, trainLora, type TrainArgs } from "./train/trainer.ts";
 import { resolveModelDir } from "./hub/pull-model.ts";
-import { DEVICES, type Device } from "@bdc/onnx-graph";
+import { deviceInstallHint, DEVICES, deviceUnavailableReason, type Device } from "@bdc/onnx-graph";
 import { CausalLM, defaultOnnxCache } from "./model/causal-lm.ts";
 import { generate } from "./model/generate.ts";
 import { scoreTokens } from "./model/score.ts";
 
 const spec = {
   name: "lm",
-  summary: "Run the local model: token log-probabilities (lm score), text (lm generate), LoRA fine-tuning (lm train)",
+  summary: "Run the local model: token log-probabilities (lm score), text (lm generate), LoRA fine-tuning (lm train), the devices it can run on (lm devices)",
   usage: [
     'bdc lm score --model DIR --text "..." [--bos] [--adapter DIR] [--device D] [--dtype T] [--attention ops|fused] [--json]',
     '       bdc lm generate --model DIR --prompt "..." [--max-tokens N] [--chat] [--adapter DIR] [--device D] [--dtype T] [--attention ops|fused] [--json]',
     "       bdc lm train --model DIR --data train.jsonl --out ADAPTER [--eval-data F] [--rank --alpha --dropout --targets --layers --lr --epochs",
     "                    --batch --micro-batch --max-length --schedule --warmup --seed --save-steps --device] [--json]",
+    "       bdc lm devices [--json]",
   ].join("\n"),
   minPositionals: 1,
   maxPositionals: 1,
@@ -116,6 +117,19 @@ async function load(io: Io, args: ParsedArgs): Promise<CausalLM> {
     adapter: typeof args.flags["adapter"] === "string" ? path.resolve(io.cwd, args.flags["adapter"]) : undefined,
     onProgress: quiet ? undefined : (line) => io.err(`${line}\n`),
   });
+}
+
+/** Which devices this machine can run the model on, each probed as `device:` would be. */
+async function devices(io: Io, args: ParsedArgs): Promise<number> {
+  const rows = await Promise.all(DEVICES.map(async (device) => ({ device, unavailable: await deviceUnavailableReason(device) })));
+  if (args.flags["json"] === true) {
+    io.out(`${JSON.stringify(rows.map((r) => ({ device: r.device, available: r.unavailable === undefined, ...(r.unavailable === undefined ? {} : { reason: r.unavailable, hint: deviceInstallHint(r.device) }) })))}\n`);
+  } else {
+    for (const r of rows) io.out(`${r.device.padEnd(7)} ${r.unavailable === undefined ? "available" : `unavailable: ${r.unavailable}`}\n`);
+    const first = rows.find((r) => r.unavailable !== undefined);
+    if (first !== undefined) io.err(`to enable ${first.device}: ${deviceInstallHint(first.device).split("\n").join("\n  ")}\n`);
+  }
+  return 0;
 }
 
 async function score(io: Io, args: ParsedArgs): Promise<number> {
@@ -320,7 +334,8 @@ const command: CliCommand = {
     if (sub === "score") return score(io, args);
     if (sub === "generate") return runGenerate(io, args);
     if (sub === "train") return runTrain(io, args);
-    throw usage(`unknown subcommand "${sub}" (score, generate or train)`);
+    if (sub === "devices") return devices(io, args);
+    throw usage(`unknown subcommand "${sub}" (score, generate, train or devices)`);
   },
 };
 

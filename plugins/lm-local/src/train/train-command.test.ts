@@ -89,3 +89,19 @@ test("lm score --attention fused gives the plain graph's log-probabilities (ORT'
   assert.equal(bad.code, 2);
   assert.match(bad.err, /--attention flash: choose ops or fused/);
 });
+
+test("lm devices lists every device with the probe's verdict, and how to enable the first missing one", async () => {
+  const text = await bdc("lm", "devices");
+  assert.equal(text.code, 0);
+  assert.match(text.out, /^cpu {5}available$/m);
+  const json = await bdc("lm", "devices", "--json");
+  const rows = JSON.parse(json.out) as Array<{ device: string; available: boolean; reason?: string; hint?: string }>;
+  assert.deepEqual(rows.map((r) => r.device), ["cpu", "webgpu", "cuda"]);
+  const webgpu = rows[1]!;
+  assert.equal(webgpu.available, (await webgpuUnavailableReason()) === undefined);
+  if (!webgpu.available) {
+    assert.match(text.out, /^webgpu {2}unavailable: /m);
+    assert.match(webgpu.hint ?? "", /libvulkan1/);
+    assert.match(text.err, /^to enable webgpu: /m);
+  }
+});
