@@ -24,7 +24,7 @@ export interface HostKvCache {
   readonly values: ReadonlyArray<CacheArray>;
 }
 
-/** ORT's present tensors [batch, length, kvH, D] (GPU buffers on WebGPU), immutable and shared by forks. */
+/** ORT's present tensors (GPU buffers on WebGPU), [batch, length, kvH, D] or, with fused attention, [batch, kvH, length, D]; immutable and shared by forks. */
 export interface ResidentKvCache {
   readonly kind: "resident";
   readonly batch: number;
@@ -39,8 +39,9 @@ export interface CacheOwner {
 
 /**
  * Device tensors shared by the handles (forks) of one cache: freed when the last handle is
- * consumed or released, or, for handles that were dropped, when they are garbage collected
- * (while their session is open; after, the session's release took the device memory with it).
+ * consumed or released, or, for handles that were dropped, when they are garbage collected -
+ * while their session is open: after it closed they are left alone (freeing a GPU buffer then
+ * crashes ORT; the model's dispose frees every cache it can still reach first).
  */
 export class ResidentTensors {
   private static readonly finalizer = new FinalizationRegistry<{ tensors: ReadonlyArray<ort.Tensor>; owner: CacheOwner }>(({ tensors, owner }) => {
