@@ -105,7 +105,10 @@ export function runIfMain(moduleUrl: string, name: string, main: (argv: Readonly
   main(process.argv.slice(2)).then(
     (code) => (process.exitCode = code),
     (e: unknown) => {
-      process.stderr.write(`${name}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      // A BdcError is a message for the user (what and how to fix), not a crash: no stack.
+      const hint = (e as { hint?: unknown }).hint;
+      if (e instanceof Error && typeof hint === "string") process.stderr.write(`${name}: ${e.message}\n  hint: ${hint.split("\n").join("\n  ")}\n`);
+      else process.stderr.write(`${name}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
       process.exitCode = 2;
     },
   );

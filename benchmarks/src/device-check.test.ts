@@ -8,6 +8,8 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { test } from "node:test";
+import { BdcError } from "@bdc/core";
+import { webgpuUnavailableReason } from "@bdc/onnx-graph";
 import { runDeviceCheck } from "./device-check.ts";
 
 test("device-check on the tiny shape (CPU): correctness, speeds, training steps, placements, table; an unaffordable shape is skipped", async () => {
@@ -44,6 +46,9 @@ test("device-check on the tiny shape (CPU): correctness, speeds, training steps,
     assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, "results.json"), "utf8")).shapes.tiny.label, tiny.label);
 
     const tight = await runDeviceCheck({ ...options, budgetSeconds: 1 }, () => {});
+    if ((await webgpuUnavailableReason()) !== undefined) {
+      await assert.rejects(runDeviceCheck({ ...options, device: "webgpu" }, () => {}), (e: unknown) => e instanceof BdcError && e.code === "BDC_DEVICE_UNAVAILABLE" && /^device-check --device webgpu: /.test(e.message) && /libvulkan1/.test(e.hint ?? ""));
+    }
     assert.match(tight.shapes["tiny"]!.skipped ?? "", /^not started: \d+ s of the budget left, the shape needs about 20 s$/);
     assert.match(fs.readFileSync(path.join(out, "table.md"), "utf8"), /\| tiny \| - \| not started/);
   } finally {

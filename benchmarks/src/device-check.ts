@@ -32,7 +32,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { CausalLM, compiledTrainingGraph, initLoraAdapter, normalizeLoraConfig, readModelConfig, writeTinyCheckpoint, type LoraAdapter, type TinyCheckpointOptions } from "@bdc/lm-local";
-import { DEVICES, type Device } from "@bdc/onnx-graph";
+import { BdcError } from "@bdc/core";
+import { deviceInstallHint, DEVICES, deviceUnavailableReason, type Device } from "@bdc/onnx-graph";
 import { argmaxOf, median, randomIds, runIfMain } from "./common.ts";
 import { measureOrtTrainStep } from "./lora-train.ts";
 import { renderTable, type Results, type ShapeResult } from "./device-check-table.ts";
@@ -275,6 +276,9 @@ async function cpuReference(dir: string, work: string, log: (line: string) => vo
 
 export async function runDeviceCheck(o: CheckOptions, log: (line: string) => void): Promise<Results> {
   const started = performance.now();
+  // A device that is not there fails every phase the same way: said once, before any work.
+  const missing = await deviceUnavailableReason(o.device);
+  if (missing !== undefined) throw new BdcError({ code: "BDC_DEVICE_UNAVAILABLE", message: `device-check --device ${o.device}: ${missing}`, hint: deviceInstallHint(o.device) });
   fs.mkdirSync(o.out, { recursive: true });
   const work = o.work ?? fs.mkdtempSync(path.join(os.tmpdir(), "bdc-device-check-"));
   const opts: CheckOptions = { ...o, work };
