@@ -224,7 +224,12 @@ function randomAdapter(dir: string): LoraAdapter {
  */
 async function measureAdapter(dir: string, o: CheckOptions, gpu: GpuMemory, log: (line: string) => void): Promise<Record<string, unknown>> {
   const adapter = randomAdapter(dir);
-  const load = (device: Device) => CausalLM.load(dir, { device, threads: os.availableParallelism(), cacheDir: path.join(o.work!, "onnx"), lora: { targets: ["q_proj", "v_proj"] }, onProgress: log });
+  let refused = false;
+  const onProgress = (line: string) => {
+    if (/refused the LoRA factors uploaded to it/.test(line)) refused = true;
+    log(line);
+  };
+  const load = (device: Device) => CausalLM.load(dir, { device, threads: os.availableParallelism(), cacheDir: path.join(o.work!, "onnx"), lora: { targets: ["q_proj", "v_proj"] }, onProgress });
   const logitsOn = async (lm: CausalLM) => {
     const ids = randomIds(CHECK_TOKENS, lm.config.vocabSize, 7);
     const r = await lm.forward({ ids: [ids], logitsAt: ids.map((_, i) => i), adapter });
@@ -260,7 +265,7 @@ async function measureAdapter(dir: string, o: CheckOptions, gpu: GpuMemory, log:
     }
   });
   const vocab = readModelConfig(dir).vocabSize;
-  return { vs_cpu_fp32: compareLogits(value.got, want, vocab), adapter_moves_logits_by: compareLogits(want, base, vocab).maxAbs, decode_tokens_per_second: value.decode, peak_gpu_mb: peakMb };
+  return { vs_cpu_fp32: compareLogits(value.got, want, vocab), adapter_moves_logits_by: compareLogits(want, base, vocab).maxAbs, decode_tokens_per_second: value.decode, factors: refused ? "refused by the device: fed from the host" : o.device === "webgpu" ? "uploaded once" : "fed from the host", peak_gpu_mb: peakMb };
 }
 
 /** The CPU provider's fp32 logits of the check tokens: what the device is compared with. */

@@ -122,6 +122,25 @@ test("factors uploaded once per adapter or stack (the WebGPU path, here copies o
   }
 });
 
+test("uploaded factors the device refuses: the run is repeated with host-fed factors, said once, and later runs feed from the host", async () => {
+  const lines: string[] = [];
+  const lm2 = await CausalLM.load(dir, { threads: 1, cacheDir: path.join(root, "onnx"), lora: { targets: ["q_proj", "v_proj", "down_proj"], layers: [0, 1], gates: true }, uploadAdapters: true, onProgress: (l) => lines.push(l) });
+  try {
+    const adapter = expert(11);
+    await lm2.forward({ ids: [IDS], adapter });
+    // What a refusal looks like to the session: the uploaded tensors are no longer usable.
+    await (lm2 as unknown as { uploader: { dispose(): Promise<void> } }).uploader.dispose();
+    const got = (await lm2.forward({ ids: [IDS], logitsAt: IDS.map((_, i) => i), adapter })).logits;
+    assert.equal(maxAbsDiff(got, await graphLogits(adapter)), 0);
+    assert.equal(lines.filter((l) => /refused the LoRA factors uploaded to it/.test(l)).length, 1, lines.join("\n"));
+    const again = (await lm2.forward({ ids: [IDS], logitsAt: IDS.map((_, i) => i), adapter })).logits;
+    assert.equal(maxAbsDiff(again, got), 0);
+    assert.equal(lines.filter((l) => /refused/.test(l)).length, 1, "said once");
+  } finally {
+    await lm2.dispose();
+  }
+});
+
 test("experts of different ranks, scales or modules are refused, naming the expert and what differs", () => {
   const named = (adapter: LoraAdapter, name: string) => ({ name, adapter });
   assert.throws(() => stackExperts([named(expert(1), "a"), named(expert(2, 8, 16), "b")], model), (e: Error & { code?: string }) => e.code === "BDC_EXPERTS_MISMATCH" && /expert b does not match expert a: rank 8 vs 4/.test(e.message));

@@ -140,7 +140,7 @@ export class CausalLM {
 
   /** The adapter of calls that bring none (the load-time `adapter` folder). */
   defaultAdapter: LoraAdapter | undefined;
-  private readonly factorCache = new WeakMap<object, Promise<Readonly<Record<string, ort.Tensor>>>>();
+  private factorCache = new WeakMap<object, Promise<Readonly<Record<string, ort.Tensor>>>>();
   private baseFeeds: Promise<Readonly<Record<string, ort.Tensor>>> | undefined;
   /** On WebGPU: copies LoRA factors onto the GPU once per adapter or stack of experts. */
   private uploader: DeviceUploader | undefined;
@@ -319,7 +319,7 @@ export class CausalLM {
           feeds[inputNames.pastValue(i)] = values[i]!;
         }
         for (let i = 0; i < L; i++) fetches.push(inputNames.presentKey(i), inputNames.presentValue(i));
-        const out = await this.session.run(feeds, fetches);
+        const out = await this.run(feeds, fetches, request, batch);
         const present = new ResidentTensors(
           Array.from({ length: L }, (_, i) => out[inputNames.presentKey(i)]!),
           Array.from({ length: L }, (_, i) => out[inputNames.presentValue(i)]!),
@@ -339,7 +339,7 @@ export class CausalLM {
       feeds[inputNames.pastValue(i)] = this.floatTensor(prefix(past.values[i]!, batch, past.capacity, past.length, rowSize), pastDims);
       fetches.push(inputNames.newKey(i), inputNames.newValue(i));
     }
-    const out = await this.session.run(feeds, fetches);
+    const out = await this.run(feeds, fetches, request, batch);
     const capacity = total <= past.capacity ? past.capacity : Math.max(total + 256, past.capacity * 2);
     const append = (buffers: ReadonlyArray<CacheArray>, name: (i: number) => string) =>
       buffers.map((buffer, i) => {
@@ -350,6 +350,26 @@ export class CausalLM {
       });
     const cache: KvCache = { kind: "host", batch, length: total, capacity, keys: append(past.keys, inputNames.newKey), values: append(past.values, inputNames.newValue) };
     return { logits: out["logits"]!.data as Float32Array, hidden: out["hidden"]?.data as Float32Array | undefined, cache };
+  }
+
+  /**
+   * One run. Should the device refuse the LoRA factors uploaded to it (they come from another
+   * session; onnxruntime-node's GPU-buffer feeds are new), the run is repeated with the factors
+   * fed from the host, and so are later ones: said once, and still on the device.
+   */
+  private async run(feeds: Record<string, ort.Tensor>, fetches: ReadonlyArray<string>, request: ForwardRequest, batch: number): Promise<ort.InferenceSession.ReturnType> {
+    try {
+      return await this.session.run(feeds, fetches);
+    } catch (e) {
+      if (this.uploader === undefined || this.slots === undefined) throw e;
+      this.options.onProgress?.(`warning: ${this.options.device ?? "cpu"} refused the LoRA factors uploaded to it (${(e as Error).message.split("\n")[0]}); they are fed from the host on every call from now on`);
+      const uploader = this.uploader;
+      this.uploader = undefined;
+      this.factorCache = new WeakMap();
+      this.baseFeeds = undefined;
+      await uploader.dispose();
+      return await this.session.run({ ...feeds, ...(await this.loraFeeds(request.adapter ?? this.defaultAdapter, batch)) }, fetches);
+    }
   }
 
   private readonly liveCaches = new Set<WeakRef<ResidentTensors>>();
