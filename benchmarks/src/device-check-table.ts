@@ -46,7 +46,7 @@ export function renderTable(r: Results): string {
       const vs = (k: string) => (get(o, k) === undefined ? "-" : `${(get(o, k, "maxAbs") as number).toExponential(1)} / ${(get(o, k, "relative") as number).toExponential(1)}, ${n(100 * (get(o, k, "top1") as number))}%`);
       const host = get(o, "decode_host_cache_tokens_per_second");
       lines.push(
-        `| ${name} | ${dtype === "adapter" ? "float32 + LoRA r8 q,v" : dtype} | ${vs("vs_cpu_fp32")} | ${vs("vs_torch")} | ${n(get(o, "prefill_tokens_per_second"))} / ${n(get(t, "prefill", "tokens_per_second"))} (${ratio(get(o, "prefill_tokens_per_second"), get(t, "prefill", "tokens_per_second"))}) | ${n(get(o, "decode_tokens_per_second"), 1)} / ${n(get(t, "decode", "tokens_per_second"), 1)} (${ratio(get(o, "decode_tokens_per_second"), get(t, "decode", "tokens_per_second"))})${host === undefined ? "" : `, host cache ${n(host, 1)}`} | ${n(get(o, "peak_gpu_mb"))} / ${n(get(t, "peak_gpu_mb"))} |`,
+        `| ${name} | ${dtype === "adapter" ? `float32 + LoRA r8 q,v (factors ${String(get(o, "factors") ?? "?")})` : dtype} | ${vs("vs_cpu_fp32")} | ${vs("vs_torch")} | ${n(get(o, "prefill_tokens_per_second"))} / ${n(get(t, "prefill", "tokens_per_second"))} (${ratio(get(o, "prefill_tokens_per_second"), get(t, "prefill", "tokens_per_second"))}) | ${n(get(o, "decode_tokens_per_second"), 1)} / ${n(get(t, "decode", "tokens_per_second"), 1)} (${ratio(get(o, "decode_tokens_per_second"), get(t, "decode", "tokens_per_second"))})${host === undefined ? "" : `, host cache ${n(host, 1)}`} | ${n(get(o, "peak_gpu_mb"))} / ${n(get(t, "peak_gpu_mb"))} |`,
       );
     }
     const bf16 = s.torch["bfloat16"];

@@ -42,7 +42,7 @@ test("device-check on the tiny shape (CPU): correctness, speeds, training steps,
     assert.match(table, /^\| tiny \| float32 \| 0\.0e\+0 \/ 0\.0e\+0, 100% \|/m);
     assert.match(table, /^\| tiny \| 1x32 \| \d/m);
     assert.match(table, /^\| tiny \| float16 fused \| /m);
-    assert.match(table, /^\| tiny \| float32 \+ LoRA r8 q,v \| 0\.0e\+0/m);
+    assert.match(table, /^\| tiny \| float32 \+ LoRA r8 q,v \(factors fed from the host\) \| 0\.0e\+0/m);
     assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, "results.json"), "utf8")).shapes.tiny.label, tiny.label);
 
     const tight = await runDeviceCheck({ ...options, budgetSeconds: 1 }, () => {});
