@@ -127,6 +127,10 @@ test("policy/local with attention: fused (ORT's GroupQueryAttention) writes the 
     return Object.fromEntries(readJsonl<{ id: string; output: { code: string } }>(path.join(run, "steps/solve/outputs.jsonl")).map((o) => [o.id, o.output.code]));
   };
   assert.deepEqual(codes("fused"), codes("ops"));
+  // Fused attention keeps a resident cache: kv_cache: host with it is refused up front.
+  const host = bdc("validate", "zero-shot-local.yaml", "--set", `plugins.student.with.model=${model}`, "--set", "plugins.student.with.attention=fused", "--set", "plugins.student.with.kv_cache=host");
+  assert.equal(host.code, 2);
+  assert.match(host.err, /plugins\.student\.with\.kv_cache {2}attention: fused keeps its cache as GroupQueryAttention lays it out, resident {2}\[BDC_CONFIG_VALUE\]/);
 });
 
 test("encoder/local + step/embed: a unit vector of the hidden size per row, the model's own; --resume embeds nothing again", { timeout: 60_000 }, async () => {

@@ -26,6 +26,7 @@ export const placementFields = {
 export const deviceFields = {
   ...placementFields,
   dtype: option(Schema.Literal("float32", "float16"), "float32", "compute type; float16 only on a GPU (webgpu, cuda)"),
+  kv_cache: optional(Schema.Literal("resident", "host"), "where the KV cache lives between decode steps: resident (default on webgpu: GPU buffers fed back, never copied) or host (default elsewhere: JS buffers fed every step)"),
   threads: optional(Schema.Int.pipe(Schema.positive()), "CPU threads per operator (default: every core)"),
   onnx_cache: optional(FilePath, "where the built ONNX model is kept (default: .cache/bdc/onnx under the project root)"),
   adapter: optional(FilePath, "a PEFT LoRA adapter folder (adapter_config.json, adapter_model.safetensors) applied to every call"),
@@ -37,6 +38,7 @@ export interface DeviceConfig {
   readonly device: Device;
   readonly device_id: number;
   readonly dtype: "float32" | "float16";
+  readonly kv_cache?: "resident" | "host" | undefined;
   readonly threads?: number | undefined;
   readonly onnx_cache?: string | undefined;
   readonly adapter?: string | undefined;
@@ -87,6 +89,7 @@ export async function loadInstanceModel(model: string, config: DeviceConfig, ker
     device: config.device,
     deviceId: config.device_id,
     dtype: config.dtype,
+    ...(config.kv_cache === undefined ? {} : { kvCache: config.kv_cache }),
     threads: config.threads,
     cacheDir: config.onnx_cache ?? defaultOnnxCache(kernel.baseDir),
     lora: slots,

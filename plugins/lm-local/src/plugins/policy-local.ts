@@ -36,7 +36,13 @@ export default definePlugin({
   requires: {
     composer: { slot: "composer", optional: true, description: "composes LoRA experts per request (composer/hypernet); instead of a fixed adapter" },
   },
-  preflight: (config, ctx) => modelProblems(config.model, config, ctx.baseDir),
+  async preflight(config, ctx) {
+    const problems = await modelProblems(config.model, config, ctx.baseDir);
+    if (config.attention === "fused" && config.kv_cache === "host") {
+      problems.push({ code: "BDC_CONFIG_VALUE", path: ["kv_cache"], message: "attention: fused keeps its cache as GroupQueryAttention lays it out, resident", hint: "remove kv_cache, or set attention: ops" });
+    }
+    return problems;
+  },
   async make(config, deps, kernel) {
     const composer = deps.composer;
     const { dir, lease, adapter } = await loadInstanceModel(config.model, config, kernel, composer, config.attention);
