@@ -13,6 +13,7 @@ import { after, before, test } from "node:test";
 import { writeTinyCheckpoint } from "@bdc/lm-local";
 import { checkSandbox } from "@bdc/reward-python";
 import { startScriptedServer, type ScriptedServer } from "../../plugins/search-mcts/src/dev/scripted-server.ts";
+import { webgpuUnavailableReason } from "../../plugins/onnx-graph/src/index.ts";
 import { runBdcAsync } from "../cli.ts";
 
 const repo = path.resolve(import.meta.dirname, "../..");
@@ -65,4 +66,20 @@ test("workflows/bdc.yaml: problems -> pairs -> clusters -> experts -> hypernetwo
   const again = await bdc("run", "--resume", run);
   assert.equal(again.code, 0, again.err);
   assert.doesNotMatch(again.err, /step \d+\/\d+ loss/, "nothing is trained again");
+});
+
+test("configs/devices/webgpu.yaml puts the System-1 half of bdc.yaml on the GPU: without one, validate says so once for its four places", { timeout: 120_000 }, async () => {
+  const model = path.join(tmp, "tiny-gpu");
+  writeTinyCheckpoint(model, { arch: "llama", layers: 1, hidden: 32, heads: 2, kvHeads: 1, seed: 3 });
+  const env = { OPENAI_API_KEY: undefined, ANTHROPIC_API_KEY: undefined, OPENAI_BASE_URL: `${server.url}/v1` };
+  const sets = ["encoder", "expert", "hypernet", "student"].flatMap((i) => ["--set", `plugins.${i}.with.model=${model}`]);
+  const r = await runBdcAsync(repo, ["validate", "workflows/bdc.yaml", "--overlay", "configs/devices/webgpu.yaml", ...sets], { onnxCache: path.join(tmp, "onnx"), env });
+  const reason = await webgpuUnavailableReason();
+  if (reason === undefined) {
+    assert.doesNotMatch(r.err, /BDC_DEVICE_UNAVAILABLE/, "a machine with a GPU adapter");
+    return;
+  }
+  assert.equal(r.code, 2, r.err);
+  assert.match(r.err, /^configs\/devices\/webgpu\.yaml:\d+:\d+ plugins\.encoder\.with\.device {2}device: webgpu, but .*\[BDC_DEVICE_UNAVAILABLE\]\n {2}also at: configs\/devices\/webgpu\.yaml:\d+:\d+ plugins\.expert\.with\.device \(step\/train-lora\)\n {2}also at: .* plugins\.hypernet\.with\.device \(step\/train-hypernet\)\n {2}also at: .* plugins\.student\.with\.device \(policy\/local\)\n/m);
+  assert.equal(r.err.match(/apt install libvulkan1/g)?.length, 1, "the install hint once");
 });

@@ -26,3 +26,18 @@ test("one problem at two places (two agents without model access) is printed onc
       "3 problems\n",
   );
 });
+
+test("one environment problem in several plugins (a GPU that is not there) is printed once; the other places name their plugin", () => {
+  const noGpu = (instance: string, plugin: string, line: number) =>
+    new BdcError({ code: "BDC_DEVICE_UNAVAILABLE", message: "device: webgpu, but no adapter", hint: "install libvulkan1", plugin, path: ["plugins", instance, "with", "device"], origin: { kind: "file", file: "gpu.yaml", line, col: 30 } });
+  const out = io();
+  printErrors(out.io, [noGpu("encoder", "encoder/local", 12), noGpu("student", "policy/local", 15), noGpu("other", "encoder/local", 16)]);
+  assert.equal(
+    out.text(),
+    "gpu.yaml:12:30 plugins.encoder.with.device  device: webgpu, but no adapter  [BDC_DEVICE_UNAVAILABLE]\n" +
+      "  also at: gpu.yaml:15:30 plugins.student.with.device (policy/local)\n" +
+      "  also at: gpu.yaml:16:30 plugins.other.with.device\n" +
+      "  plugin: encoder/local\n" +
+      "  hint: install libvulkan1\n",
+  );
+});
