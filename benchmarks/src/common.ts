@@ -5,6 +5,7 @@ import { fileURLToPath } from "node:url";
  * benchmark exports so that run-all.ts can run it.
  */
 import { parseArgs } from "node:util";
+import type { CausalLM, Composition, LoraAdapter } from "@bdc/lm-local";
 
 /** What one benchmark returns to its caller (its own main, or run-all.ts). */
 export interface BenchOutcome {
@@ -125,4 +126,18 @@ export function argmaxOf(row: Float32Array, from = 0, n = row.length): number {
   let best = from;
   for (let i = from + 1; i < from + n; i++) if (row[i]! > row[best]!) best = i;
   return best - from;
+}
+
+/**
+ * One greedy generation of `tokens` tokens after `prompt` through the model's KV cache: the
+ * seconds of the prompt's forward and of the one-token steps. The cache is released after.
+ */
+export async function timeGreedy(lm: CausalLM, prompt: ReadonlyArray<number>, tokens: number, adapter?: LoraAdapter | Composition): Promise<{ prefillSeconds: number; decodeSeconds: number }> {
+  const t0 = performance.now();
+  let step = await lm.forward({ ids: [prompt], adapter });
+  const t1 = performance.now();
+  for (let i = 0; i < tokens; i++) step = await lm.forward({ ids: [[argmaxOf(step.logits)]], past: step.cache, adapter });
+  const t2 = performance.now();
+  lm.releaseCache(step.cache);
+  return { prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000 };
 }

@@ -28,7 +28,7 @@ import {
   type ModelConfig,
   type TrainingExample,
 } from "@bdc/lm-local";
-import { FLAGS_HELP, median, parseFlags, printOutcome, runIfMain, type Benchmark, type BenchFlags, type BenchOutcome } from "./common.ts";
+import { FLAGS_HELP, median, parseFlags, printOutcome, runIfMain, timeGreedy, type Benchmark, type BenchFlags, type BenchOutcome } from "./common.ts";
 import { ensureModel } from "./lm-generation.ts";
 
 const PROMPT_TOKENS = 128;
@@ -58,13 +58,8 @@ function hypernetFor(stackExperts: ReadonlyArray<string>, layers: ReadonlyArray<
 }
 
 async function decodeRate(lm: CausalLM, adapterFor: () => LoraAdapter | Composition, ids: number[]): Promise<number> {
-  const adapter = adapterFor();
-  let step = await lm.forward({ ids: [ids], adapter });
-  const t1 = performance.now();
-  for (let i = 0; i < DECODE_TOKENS; i++) step = await lm.forward({ ids: [[(ids[i] ?? 1) % 1000]], past: step.cache, adapter });
-  const t2 = performance.now();
   // Decode only; the gates (the hypernetwork's forward) are computed before the prefill, as policy/local does per request.
-  return DECODE_TOKENS / ((t2 - t1) / 1000);
+  return DECODE_TOKENS / (await timeGreedy(lm, ids, DECODE_TOKENS, adapterFor())).decodeSeconds;
 }
 
 export const compositionBench: Benchmark = {

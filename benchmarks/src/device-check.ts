@@ -34,7 +34,7 @@ import { parseArgs } from "node:util";
 import { CausalLM, compiledTrainingGraph, initLoraAdapter, normalizeLoraConfig, readModelConfig, writeTinyCheckpoint, type LoraAdapter, type TinyCheckpointOptions } from "@bdc/lm-local";
 import { BdcError } from "@bdc/core";
 import { deviceInstallHint, DEVICES, deviceUnavailableReason, type Device } from "@bdc/onnx-graph";
-import { argmaxOf, median, randomIds, runIfMain } from "./common.ts";
+import { argmaxOf, median, randomIds, runIfMain, timeGreedy } from "./common.ts";
 import { measureOrtTrainStep } from "./lora-train.ts";
 import { renderTable, type Results, type ShapeResult } from "./device-check-table.ts";
 import { GpuMemory } from "./gpu-memory.ts";
@@ -160,17 +160,7 @@ async function measureInference(dir: string, o: CheckOptions, dtype: Dtype, atte
         prefill.push((performance.now() - t) / 1000);
         lm.releaseCache(step.cache);
       }
-      const decode = async (model: CausalLM) => {
-        const times: number[] = [];
-        for (let r = -1; r < o.reps; r++) {
-          let step = await model.forward({ ids: [prompt.slice(0, 32)] });
-          const t = performance.now();
-          for (let i = 0; i < o.decodeTokens; i++) step = await model.forward({ ids: [[argmaxOf(step.logits)]], past: step.cache });
-          if (r >= 0) times.push((performance.now() - t) / 1000);
-          model.releaseCache(step.cache);
-        }
-        return o.decodeTokens / median(times);
-      };
+      const decode = (model: CausalLM) => decodeRate(model, prompt.slice(0, 32), o);
       const resident = await decode(lm);
       let host: number | undefined;
       if (hostCache && lm.kvCache === "resident") {
@@ -197,6 +187,14 @@ async function measureInference(dir: string, o: CheckOptions, dtype: Dtype, atte
   const { logits, vocab, ...rest } = value;
   const vsCpu = reference === undefined ? undefined : compareLogits(logits, reference, vocab);
   return { ...rest, ...(vsCpu === undefined ? {} : { vs_cpu_fp32: vsCpu }), logits_file: writeLogits(o.work!, `ort-${o.device}-${dtype}-${attention}`, logits), peak_gpu_mb: peakMb };
+}
+
+/** Greedy decode tokens/s after `prompt`: the median of `reps` runs after one untimed (a GPU provider compiles kernels per shape on first use). */
+async function decodeRate(lm: CausalLM, prompt: ReadonlyArray<number>, o: CheckOptions, adapter?: LoraAdapter): Promise<number> {
+  await timeGreedy(lm, prompt, o.decodeTokens, adapter);
+  const times: number[] = [];
+  for (let r = 0; r < o.reps; r++) times.push((await timeGreedy(lm, prompt, o.decodeTokens, adapter)).decodeSeconds);
+  return o.decodeTokens / median(times);
 }
 
 function writeLogits(work: string, name: string, logits: Float32Array): string {
@@ -252,15 +250,7 @@ async function measureAdapter(dir: string, o: CheckOptions, gpu: GpuMemory, log:
     try {
       const got = await logitsOn(lm);
       const prompt = randomIds(32, lm.config.vocabSize, 1);
-      const times: number[] = [];
-      for (let r = -1; r < o.reps; r++) {
-        let step = await lm.forward({ ids: [prompt], adapter });
-        const t = performance.now();
-        for (let i = 0; i < o.decodeTokens; i++) step = await lm.forward({ ids: [[argmaxOf(step.logits)]], past: step.cache, adapter });
-        if (r >= 0) times.push((performance.now() - t) / 1000);
-        lm.releaseCache(step.cache);
-      }
-      return { got, decode: o.decodeTokens / median(times) };
+      return { got, decode: await decodeRate(lm, prompt, o, adapter) };
     } finally {
       await lm.dispose();
     }

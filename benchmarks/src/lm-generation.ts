@@ -15,7 +15,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { findProjectRoot } from "@bdc/core";
 import { CausalLM, writeTinyCheckpoint } from "@bdc/lm-local";
-import { argmaxOf, FLAGS_HELP, median, randomIds, parseFlags, printOutcome, runIfMain, type Benchmark, type BenchFlags, type BenchOutcome } from "./common.ts";
+import { FLAGS_HELP, median, randomIds, timeGreedy, parseFlags, printOutcome, runIfMain, type Benchmark, type BenchFlags, type BenchOutcome } from "./common.ts";
 import { findTorchPython, torchBench } from "./torch-reference.ts";
 
 const MODEL = { arch: "llama", layers: 12, hidden: 768, heads: 12, kvHeads: 4, intermediate: 2048, vocab: 32000, seed: 0 } as const;
@@ -45,17 +45,9 @@ async function measureOrt(dir: string, reps: number, threads: number, log: (line
     const prefill: number[] = [];
     const decode: number[] = [];
     for (let r = 0; r < reps; r++) {
-      const t0 = performance.now();
-      let step = await lm.forward({ ids: [ids] });
-      const t1 = performance.now();
-      let next = 0;
-      for (let i = 0; i < DECODE_TOKENS; i++) {
-        next = argmaxOf(step.logits);
-        step = await lm.forward({ ids: [[next]], past: step.cache });
-      }
-      const t2 = performance.now();
-      prefill.push(PROMPT_TOKENS / ((t1 - t0) / 1000));
-      decode.push(DECODE_TOKENS / ((t2 - t1) / 1000));
+      const t = await timeGreedy(lm, ids, DECODE_TOKENS);
+      prefill.push(PROMPT_TOKENS / t.prefillSeconds);
+      decode.push(DECODE_TOKENS / t.decodeSeconds);
       log(`ort rep ${r + 1}/${reps}: prefill ${prefill.at(-1)!.toFixed(0)} tok/s, decode ${decode.at(-1)!.toFixed(1)} tok/s`);
     }
     return { prefill: median(prefill), decode: median(decode), peakRssMb: process.resourceUsage().maxRSS / 1024 };

@@ -14,7 +14,7 @@ export class DeviceUploader {
 
   constructor(private readonly options: DeviceOptions) {}
 
-  /** `tensor`'s copy on the device (a GPU-buffer tensor on WebGPU), owned by this uploader until `free`d. */
+  /** `tensor`'s copy on the device (a GPU-buffer tensor on WebGPU), owned by this uploader until it is disposed. */
   async upload(tensor: ort.Tensor): Promise<ort.Tensor> {
     const dtype = tensor.type as DType;
     const key = `${dtype}:${tensor.dims.length}`;
@@ -28,15 +28,10 @@ export class DeviceUploader {
     return out;
   }
 
-  /** Frees device copies made by this uploader (a no-op for tensors it did not make). */
-  free(tensors: Iterable<ort.Tensor>): void {
-    for (const t of tensors) {
-      if (this.uploaded.delete(t)) t.dispose();
-    }
-  }
-
+  /** Frees every device copy made here, then the one-node sessions. */
   async dispose(): Promise<void> {
-    this.free([...this.uploaded]);
+    for (const t of this.uploaded) t.dispose();
+    this.uploaded.clear();
     for (const s of this.sessions.values()) await (await s).release();
     this.sessions.clear();
   }

@@ -71,8 +71,15 @@ export const WEBGPU_INSTALL_HINT = [
   "AMD/Intel: apt install mesa-vulkan-drivers), check with `vulkaninfo --summary`; software Vulkan (lavapipe) is not enough for Dawn; or use device: cpu",
 ].join("\n");
 
-/** Why WebGPU cannot be used here, from what can be checked without opening a session (the loader, the platform). */
+let loaderCheck: { reason: string | undefined } | undefined;
+
+/** Why WebGPU cannot be used here, from what can be checked without opening a session (the loader, the platform); once per process. */
 export function webgpuUnavailableReasonSync(): string | undefined {
+  loaderCheck ??= { reason: loaderReason() };
+  return loaderCheck.reason;
+}
+
+function loaderReason(): string | undefined {
   const bundled = ort.listSupportedBackends?.() ?? [];
   if (!bundled.some((b) => b.name === "webgpu" && b.bundled)) return `this build of onnxruntime-node (${os.platform()}-${os.arch()}) has no WebGPU provider`;
   if (os.platform() === "linux" && findSharedLibrary("libvulkan.so.1") === undefined) return "the Vulkan loader libvulkan.so.1 is not installed (searched LD_LIBRARY_PATH and the system library folders)";
@@ -175,7 +182,7 @@ export async function openSession(model: string | Uint8Array, options: DeviceOpt
       const noAdapter = reason.includes("found no GPU adapter");
       throw new BdcError({
         code: noAdapter ? "BDC_DEVICE_UNAVAILABLE" : "BDC_ONNX_SESSION",
-        message: `device: webgpu could not open ${where}: ${reason}`,
+        message: noAdapter ? `device: webgpu was asked for ${where}, but ${reason}` : `device: webgpu could not open ${where}: ${reason}`,
         hint: noAdapter ? WEBGPU_INSTALL_HINT : "the model opens on device: cpu? then the WebGPU provider lacks something this graph needs: report it with the message above; or use device: cpu",
         cause,
       });

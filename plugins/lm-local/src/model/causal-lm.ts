@@ -261,9 +261,9 @@ export class CausalLM {
   /** A second handle on `cache`, to continue it another way (a copy on the host; shared device tensors when resident). */
   forkCache(cache: KvCache): KvCache {
     if (cache.kind === "host") return { ...cache, keys: cache.keys.map((a) => a.slice()), values: cache.values.map((a) => a.slice()) };
-    if (!cache.lease.isLive) cache.lease.take(); // throws: the handle was used
-    cache.lease.tensors.retain();
-    return this.residentCache(cache.batch, cache.length, cache.lease.tensors);
+    const tensors = cache.lease.peek();
+    tensors.retain();
+    return this.residentCache(cache.batch, cache.length, tensors);
   }
 
   /** Frees a cache that will not be continued (GPU memory at once, rather than when it is garbage collected). */

@@ -82,14 +82,21 @@ export class ResidentTensors {
 /** One handle's claim on shared device tensors: used once, by the call that extends it or by releaseCache. */
 export class CacheLease {
   private live = true;
-  constructor(readonly tensors: ResidentTensors) {}
+  constructor(private readonly tensors: ResidentTensors) {}
 
-  take(): ResidentTensors {
+  /** The tensors, for a fork: the handle stays live. */
+  peek(): ResidentTensors {
     if (!this.live) {
       throw new BdcError({ code: "BDC_KV_CACHE_RELEASED", message: "this KV cache was already extended by a forward call or released", hint: "a cache continues one way; forkCache(cache) first to continue it twice" });
     }
-    this.live = false;
     return this.tensors;
+  }
+
+  /** The tensors, used up: the call that extends the cache, or its release. */
+  take(): ResidentTensors {
+    const tensors = this.peek();
+    this.live = false;
+    return tensors;
   }
 
   get isLive(): boolean {

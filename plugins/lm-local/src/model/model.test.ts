@@ -182,6 +182,13 @@ test("fused attention (ORT's GroupQueryAttention, one kernel per layer) gives th
       const b = await fused.forward({ ids: [IDS], logitsAt: at });
       assert.ok(maxAbsDiff(a.logits, b.logits) < tol, `${name} ${dtype} prefill: ${maxAbsDiff(a.logits, b.logits)}`);
       fused.releaseCache(b.cache);
+      if (dtype === "float32") {
+        // And against the independent plain-TypeScript forward, as the plain graph is (1e-4).
+        const weights = openCheckpointWeights(fused.dir);
+        const ref = referenceForward(weights, readModelConfig(fused.dir), IDS);
+        weights.close();
+        IDS.forEach((_, i) => assert.ok(maxAbsDiff(b.logits.subarray(i * V, (i + 1) * V), ref.logits[i]!) < 1e-4, `${name}: fused logits at ${i} vs the reference forward`));
+      }
       // One row: a prompt, then a chunk of three on top of the cache.
       const p1 = await plain.forward({ ids: [IDS.slice(0, 4)] });
       const f1 = await fused.forward({ ids: [IDS.slice(0, 4)] });
